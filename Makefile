@@ -1,0 +1,57 @@
+# Two commands on a fresh machine (only Python 3.11+ and pip needed):
+#   make demo   - the whole loop on embedded services
+#   make test   - lint, types, layering, and the test suite on PostgreSQL 18 (+ 15 when installed)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.dlqctl-installed
+
+# Debian's postgresql-15 server binaries, when the package is installed: the compatibility lane.
+PG15_BINDIR ?= $(shell dpkg -L postgresql-15 2>/dev/null | sed -n 's,/initdb$$,,p' | head -n 1)
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 bench completions clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dlqctl demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The database tests again, on a PostgreSQL 15 started from Debian's binaries.
+pytest-pg15: $(STAMP)
+	@if [ -n "$(PG15_BINDIR)" ] && [ -x "$(PG15_BINDIR)/initdb" ]; then \
+		echo "== PostgreSQL 15 lane ($(PG15_BINDIR))"; \
+		DLQCTL_TEST_PG_BINDIR="$(PG15_BINDIR)" $(BIN)/pytest -m db $(PYTEST_ARGS); \
+	else \
+		echo "== PostgreSQL 15 lane skipped: Debian's postgresql-15 package is not installed"; \
+	fi
+
+test: lint typecheck pytest pytest-pg15
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+completions: $(STAMP)
+	$(BIN)/python -m dlqctl.cli.completions completions
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: dlqctl next to raw psycopg / confluent-kafka baselines measured in the same run."""

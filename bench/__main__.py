@@ -1,0 +1,59 @@
+"""Run the benchmarks: ``python -m bench [SUITE ...] [--rows N]`` (``make bench``).
+
+Each suite measures dlqctl next to a raw baseline in the same run, prints Markdown tables
+and writes them to bench/results/SUITE.md; ``--update-readme`` copies them into README.md
+between the ``<!-- bench:SUITE -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import sys
+
+from bench.common import ROOT, RESULTS, write_results
+
+# suite name -> module with run(args) -> (tables, meta)
+SUITES: dict[str, str] = {}
+
+
+def update_readme(suites: list[str]) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for suite in suites:
+        block = (RESULTS / f"{suite}.md").read_text()
+        pattern = re.compile(
+            rf"(<!-- bench:{suite} -->\n).*?(<!-- /bench:{suite} -->)", re.DOTALL
+        )
+        if not pattern.search(text):
+            print(f"README.md has no <!-- bench:{suite} --> markers; skipped", file=sys.stderr)
+            continue
+        text = pattern.sub(lambda m: m.group(1) + block + m.group(2), text)
+    readme.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("suites", nargs="*", help=f"suites to run (default: all of {', '.join(SUITES)})")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for checking the benchmark code")
+    parser.add_argument("--update-readme", action="store_true", help="copy the results into README.md")
+    args = parser.parse_args()
+    chosen = args.suites or list(SUITES)
+    unknown = sorted(set(chosen) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(SUITES)}")
+    for suite in chosen:
+        module = importlib.import_module(SUITES[suite])
+        print(f"== {suite}", flush=True)
+        tables, meta = module.run(quick=args.quick)
+        path = write_results(suite, tables, meta)
+        for table in tables:
+            print(table.markdown())
+        print(f"(written to {path.relative_to(ROOT)})")
+    if args.update_readme:
+        update_readme(chosen)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Confirmation for write commands (SPEC §4 "Safety for write commands").
+
+Without explicit ids a write command counts what matches and asks when stdin and stderr
+are terminals; off a terminal it refuses unless --yes was given (exit 2). --dry-run never
+prompts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import typer
+
+from dlqctl.core.errors import ConfirmationRequired, DlqctlError
+from dlqctl.core.models import MatchCount
+
+
+class Declined(DlqctlError):
+    """Cancelled at the prompt; nothing was changed."""
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm_write(
+    *,
+    verb: str,
+    has_ids: bool,
+    dry_run: bool,
+    yes: bool,
+    count: Callable[[], Sequence[MatchCount]],
+    warning: str | None = None,
+) -> None:
+    """Return when the write may go ahead; raise ConfirmationRequired or Declined otherwise.
+
+    ``count`` is only called when a prompt is shown.
+    """
+    if has_ids or dry_run or yes:
+        return
+    if not interactive():
+        raise ConfirmationRequired(
+            f"refusing to {verb} entries selected by filters without confirmation:"
+            " pass --yes to run non-interactively (or --dry-run to see what matches)"
+        )
+    from dlqctl.cli import output
+
+    counts = count()
+    total = sum(c.count for c in counts)
+    if total == 0:
+        return
+    output.render_match_counts(counts, title=f"entries to {verb}")
+    if warning:
+        output.note(warning)
+    if not typer.confirm(f"{verb.capitalize()} {total} entries?", default=False, err=True):
+        raise Declined()

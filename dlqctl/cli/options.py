@@ -1,0 +1,148 @@
+"""Option types shared by the commands, and their parsing into core values.
+
+Parsing errors raise typer.BadParameter, so bad input exits 2 with the usage hint and one
+line naming the option and what it accepts.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.ids import IdSelector, parse_id, parse_uuid
+from dlqctl.core.models import Status
+from dlqctl.core.timeparse import TIME_HELP, parse_duration, parse_time
+
+
+class OutputFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+
+class SummaryFormat(enum.StrEnum):
+    """For commands whose output is one summary object."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+OutputOpt = Annotated[
+    OutputFormat, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)
+]
+SummaryOutputOpt = Annotated[
+    SummaryFormat, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)
+]
+ConsumerOpt = Annotated[
+    list[str] | None,
+    typer.Option("--consumer", "-c", help="Only this consumer (repeatable).", show_default=False),
+]
+StatusOpt = Annotated[
+    list[Status] | None,
+    typer.Option(
+        "--status", "-s", help="Only this status (repeatable).", case_sensitive=False,
+        show_default=False,
+    ),
+]  # fmt: skip
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help=f"failed_at >= this: {TIME_HELP}.", show_default=False),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option("--until", help=f"failed_at < this: {TIME_HELP}.", show_default=False),
+]
+ErrorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--error", help="error_message contains this text (case-insensitive, literal).",
+        show_default=False,
+    ),
+]  # fmt: skip
+EventIdOpt = Annotated[
+    str | None, typer.Option("--event-id", help="Only this event_id (a UUID).", show_default=False)
+]
+IdsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Entry ids or unique prefixes (at least 8 hex digits).", show_default=False
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Report what would happen; change nothing.")
+]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed off a terminal).")
+]
+
+
+def bad(option: str, message: str) -> typer.BadParameter:
+    return typer.BadParameter(message, param_hint=f"'{option}'")
+
+
+def parse_time_option(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise bad(option, str(exc)) from None
+
+
+def parse_duration_option(option: str, value: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise bad(option, str(exc)) from None
+
+
+def parse_ids(values: list[str] | None) -> tuple[IdSelector, ...]:
+    selectors = []
+    for value in values or []:
+        try:
+            selectors.append(parse_id(value))
+        except ValueError as exc:
+            raise bad("IDS", str(exc)) from None
+    return tuple(selectors)
+
+
+def build_entry_filter(
+    *,
+    consumers: list[str] | None = None,
+    statuses: list[Status] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    error: str | None = None,
+    event_id: str | None = None,
+    ids: list[str] | None = None,
+) -> EntryFilter:
+    """The EntryFilter the shared options describe; bad values exit 2 naming the option."""
+    since_at = parse_time_option("--since", since)
+    until_at = parse_time_option("--until", until)
+    if since_at is not None and until_at is not None and since_at >= until_at:
+        raise bad("--until", "must be later than --since")
+    for consumer in consumers or []:
+        if not consumer.strip():
+            raise bad("--consumer", "must not be empty")
+    if error is not None and error == "":
+        raise bad("--error", "must not be empty")
+    parsed_event_id = None
+    if event_id is not None:
+        try:
+            parsed_event_id = parse_uuid(event_id)
+        except ValueError as exc:
+            raise bad("--event-id", str(exc)) from None
+    return EntryFilter(
+        consumers=tuple(dict.fromkeys(consumers or ())),
+        statuses=tuple(dict.fromkeys(statuses or ())),
+        since=since_at,
+        until=until_at,
+        error=error,
+        event_id=parsed_event_id,
+        ids=parse_ids(ids),
+    )

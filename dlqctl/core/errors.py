@@ -1,0 +1,85 @@
+"""Errors of dlqctl: each carries the exit code the CLI edge turns it into.
+
+The docstring of each class is its default message.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_INTERRUPTED = 130
+
+
+class DlqctlError(Exception):
+    """dlqctl failed."""
+
+    exit_code: int = EXIT_FAILED
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class UsageError(DlqctlError):
+    """Invalid usage."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """The settings are not valid."""
+
+
+class ConfirmationRequired(UsageError):
+    """Refusing to change entries without confirmation: pass --yes to run non-interactively."""
+
+
+class AmbiguousIdError(UsageError):
+    """The id prefix matches more than one entry."""
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        shown = ", ".join(candidates)
+        super().__init__(f"id prefix {prefix!r} is ambiguous; it matches: {shown}")
+        self.prefix = prefix
+        self.candidates = candidates
+
+
+class NotFoundError(DlqctlError):
+    """Nothing found."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class DatabaseError(DlqctlError):
+    """The database operation failed."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """Cannot connect to PostgreSQL."""
+
+
+class SchemaMissing(DatabaseError):
+    """The dlq table or a dlqctl column is missing: run `dlqctl migrate` first."""
+
+
+class MigrationError(DatabaseError):
+    """A migration failed."""
+
+
+class KafkaError(DlqctlError):
+    """The Kafka operation failed."""
+
+
+class MissingExtra(UsageError):
+    """An optional dependency is missing."""
+
+
+class Interrupted(DlqctlError):
+    """Interrupted."""
+
+    exit_code = EXIT_INTERRUPTED

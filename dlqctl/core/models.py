@@ -1,0 +1,215 @@
+"""Typed models shared by the use cases, the database layer and the CLI."""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+
+class Status(enum.StrEnum):
+    """The statuses the original table's check constraint allows."""
+
+    PENDING = "pending"
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+
+
+ALL_STATUSES: tuple[Status, ...] = tuple(Status)
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a ``Z`` suffix, as every machine output prints timestamps."""
+    if value is None:
+        return None
+    from datetime import UTC
+
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _text_or_base64(value: bytes | None) -> str | None:
+    """Bytes as text where they are UTF-8, else as ``base64:...``."""
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Header:
+    """One Kafka header as stored in ``event_headers`` (value base64 text or null)."""
+
+    key: str
+    value: bytes | None
+
+    @classmethod
+    def from_stored(cls, pair: list[Any]) -> Header:
+        key, value = pair
+        return cls(key=str(key), value=None if value is None else base64.b64decode(value))
+
+    def to_stored(self) -> list[Any]:
+        encoded = None if self.value is None else base64.b64encode(self.value).decode("ascii")
+        return [self.key, encoded]
+
+    def to_json(self) -> list[Any]:
+        return [self.key, _text_or_base64(self.value)]
+
+
+@dataclass(frozen=True)
+class DlqEntry:
+    """One row of the ``dlq`` table."""
+
+    dlq_id: UUID
+    consumer: str
+    event_id: UUID
+    status: Status
+    retry_count: int
+    failed_at: datetime
+    error_message: str
+    event_payload: Any = None
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    event_key: bytes | None = None
+    event_headers: tuple[Header, ...] | None = None
+    event_raw: bytes | None = None
+    status_changed_at: datetime | None = None
+    status_reason: str | None = None
+    status_changed_by: str | None = None
+    error_fingerprint: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> DlqEntry:
+        """Build from a dict row; columns that were not selected keep their defaults."""
+        values = {k: v for k, v in row.items() if k in _ENTRY_FIELDS}
+        values["status"] = Status(values["status"])
+        headers = values.get("event_headers")
+        if headers is not None:
+            values["event_headers"] = tuple(Header.from_stored(p) for p in headers)
+        for column in ("event_key", "event_raw"):
+            if isinstance(values.get(column), memoryview):
+                values[column] = bytes(values[column])
+        return cls(**values)
+
+    def to_json(self, *, details: bool = False) -> dict[str, Any]:
+        """The SPEC §4 entry object; ``details`` adds the payload and provenance."""
+        data: dict[str, Any] = {
+            "dlq_id": str(self.dlq_id),
+            "consumer": self.consumer,
+            "event_id": str(self.event_id),
+            "status": self.status.value,
+            "retry_count": self.retry_count,
+            "failed_at": iso_utc(self.failed_at),
+            "error_message": self.error_message,
+        }
+        if details:
+            data.update(
+                event_payload=self.event_payload,
+                source_topic=self.source_topic,
+                source_partition=self.source_partition,
+                source_offset=self.source_offset,
+                event_key=_text_or_base64(self.event_key),
+                event_headers=(
+                    None
+                    if self.event_headers is None
+                    else [h.to_json() for h in self.event_headers]
+                ),
+                status_changed_at=iso_utc(self.status_changed_at),
+                status_reason=self.status_reason,
+            )
+        return data
+
+
+_ENTRY_FIELDS = frozenset(DlqEntry.__dataclass_fields__)
+
+
+@dataclass
+class WriteResult:
+    """What a write command did (SPEC §4 write-command JSON)."""
+
+    action: str
+    dry_run: bool
+    matched: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    ineligible: int = 0
+    failures: list[tuple[UUID, str]] = field(default_factory=list)
+    topics: dict[str, int] | None = None
+    outcome: str = "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "matched": self.matched,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "ineligible": self.ineligible,
+            "failures": [{"dlq_id": str(i), "error": e} for i, e in self.failures],
+        }
+        if self.topics is not None:
+            data["topics"] = dict(self.topics)
+        return data
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "matched": self.matched,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "ineligible": self.ineligible,
+        }
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One row of ``dlq_actions``: what a write command did, by whom, on what."""
+
+    actor: str
+    host: str
+    action: str
+    filter: dict[str, Any]
+    counts: dict[str, int]
+    outcome: str
+    reason: str | None = None
+    ids: tuple[UUID, ...] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "at": iso_utc(self.at),
+            "actor": self.actor,
+            "host": self.host,
+            "action": self.action,
+            "filter": self.filter,
+            "counts": self.counts,
+            "outcome": self.outcome,
+            "reason": self.reason,
+        }
+        if self.ids:
+            data["ids"] = [str(i) for i in self.ids]
+        if self.details:
+            data["details"] = self.details
+        return data
+
+
+@dataclass(frozen=True)
+class MatchCount:
+    """How many entries a filter matches for one consumer and status."""
+
+    consumer: str
+    status: Status
+    count: int

@@ -1,0 +1,202 @@
+"""Applying the plain-SQL migrations in file-name order, each recorded as it is applied.
+
+A migration runs in one transaction together with its record in
+``dlqctl_schema_migrations``, unless its first line is ``-- dlqctl:no-transaction``: then
+each of its statements runs on its own (``CREATE INDEX CONCURRENTLY`` cannot run inside a
+transaction) and the record is written after the last one succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from dlqctl.core.errors import MigrationError
+from dlqctl.db.connection import Connection, session
+
+NO_TRANSACTION_MARKER = "-- dlqctl:no-transaction"
+MIGRATIONS_TABLE = "dlqctl_schema_migrations"
+# Serialises concurrent `dlqctl migrate` runs (an arbitrary constant: "dlqctl" in ASCII).
+ADVISORY_LOCK_KEY = 0x646C71637460
+LOCK_WAIT_SECONDS = 900
+
+log = logging.getLogger(__name__)
+
+_CONCURRENT_INDEX = re.compile(
+    r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file."""
+
+    name: str
+    sql: str
+
+    @property
+    def transactional(self) -> bool:
+        return not self.sql.lstrip().startswith(NO_TRANSACTION_MARKER)
+
+    def statements(self) -> list[str]:
+        """The statements of a non-transactional file: each ends with ``;`` at a line end."""
+        body = "\n".join(
+            line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
+        )
+        return [s.strip() for s in re.split(r";[ \t]*$", body, flags=re.MULTILINE) if s.strip()]
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What one `migrate` run applied and what is still pending."""
+
+    applied: list[str]
+    pending: list[str]
+
+
+def migrations_dir() -> Traversable:
+    """Inside an installed package, else the source checkout's top-level ``migrations/``."""
+    packaged = resources.files("dlqctl") / "migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "migrations"
+
+
+def available_migrations() -> list[Migration]:
+    folder = migrations_dir()
+    files = sorted(
+        (entry for entry in folder.iterdir() if entry.name.endswith(".sql")), key=lambda e: e.name
+    )
+    if not files:
+        raise MigrationError(f"no migration files found in {folder}")
+    return [Migration(name=f.name.removesuffix(".sql"), sql=f.read_text("utf-8")) for f in files]
+
+
+def _applied_names(conn: Connection) -> set[str]:
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (MIGRATIONS_TABLE,))
+    row = exists.fetchone()
+    if not row or not row["present"]:
+        return set()
+    cur = conn.execute(sql.SQL("SELECT name FROM {}").format(sql.Identifier(MIGRATIONS_TABLE)))
+    return {r["name"] for r in cur}
+
+
+def pending_migrations(conn: Connection) -> list[Migration]:
+    applied = _applied_names(conn)
+    return [m for m in available_migrations() if m.name not in applied]
+
+
+def _record(conn: Connection, migration: Migration) -> None:
+    conn.execute(
+        sql.SQL("INSERT INTO {} (name) VALUES (%s)").format(sql.Identifier(MIGRATIONS_TABLE)),
+        (migration.name,),
+    )
+
+
+def _drop_invalid_index(conn: Connection, name: str) -> None:
+    """An interrupted CREATE INDEX CONCURRENTLY leaves an invalid index that IF NOT EXISTS
+    would keep forever; drop it so the build is retried."""
+    row = conn.execute(
+        "SELECT NOT i.indisvalid AS invalid FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE c.relname = %s AND pg_table_is_visible(c.oid)",
+        (name,),
+    ).fetchone()
+    if row and row["invalid"]:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _apply(conn: Connection, migration: Migration) -> None:
+    if migration.transactional:
+        with conn.transaction():
+            conn.execute(migration.sql.encode())
+            _record(conn, migration)
+        return
+    for statement in migration.statements():
+        match = _CONCURRENT_INDEX.search(statement)
+        if match:
+            _drop_invalid_index(conn, match.group(1))
+        conn.execute(statement.encode())
+    _record(conn, migration)
+
+
+def _ensure_migrations_table(conn: Connection) -> None:
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            " name text PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        ).format(sql.Identifier(MIGRATIONS_TABLE))
+    )
+
+
+def _explain_failure(conn: Connection, migration: Migration, exc: psycopg.Error) -> MigrationError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        role = conn.execute("SELECT current_user AS role").fetchone()
+        who = role["role"] if role else "?"
+        return MigrationError(
+            f"migration {migration.name} failed: {detail}; run `dlqctl migrate` as a role that"
+            f" owns table dlq (connected as {who})"
+        )
+    if isinstance(exc, pg_errors.LockNotAvailable):
+        return MigrationError(
+            f"migration {migration.name} failed: {detail}; a long transaction holds table dlq,"
+            " try again when it has finished"
+        )
+    return MigrationError(f"migration {migration.name} failed: {detail}")
+
+
+def _take_migration_lock(conn: Connection) -> None:
+    """Wait for other `dlqctl migrate` runs without sitting in an open transaction: a
+    session blocked in pg_advisory_lock() would make their CREATE INDEX CONCURRENTLY wait
+    for it, a deadlock."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    announced = False
+    while True:
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s) AS got", (ADVISORY_LOCK_KEY,)
+        ).fetchone()
+        if row and row["got"]:
+            return
+        if time.monotonic() > deadline:
+            raise MigrationError(
+                f"another `dlqctl migrate` has held the migration lock for {LOCK_WAIT_SECONDS}s;"
+                " try again when it has finished"
+            )
+        if not announced:
+            log.info("waiting for another `dlqctl migrate` to finish")
+            announced = True
+        time.sleep(0.2)
+
+
+def migrate(dsn: str, *, dry_run: bool = False) -> MigrationResult:
+    """Apply every pending migration (or, with ``dry_run``, only list them)."""
+    with session(dsn, autocommit=True, application_name="dlqctl migrate") as conn:
+        if dry_run:
+            return MigrationResult(applied=[], pending=[m.name for m in pending_migrations(conn)])
+        _take_migration_lock(conn)
+        try:
+            _ensure_migrations_table(conn)
+            applied: list[str] = []
+            for migration in pending_migrations(conn):
+                try:
+                    _apply(conn, migration)
+                except psycopg.OperationalError:
+                    raise
+                except psycopg.Error as exc:
+                    raise _explain_failure(conn, migration, exc) from None
+                applied.append(migration.name)
+            return MigrationResult(applied=applied, pending=[])
+        finally:
+            if not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))

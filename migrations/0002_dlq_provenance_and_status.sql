@@ -1,0 +1,23 @@
+-- Provenance of consumed events (for exact replay and the duplicate guard), status
+-- bookkeeping and the stored error fingerprint. Nullable columns without defaults: adding
+-- them only touches the catalog. The short lock timeout makes the migration fail fast instead
+-- of queueing the services' inserts behind it when a long transaction holds the table.
+SET LOCAL lock_timeout = '5s';
+
+ALTER TABLE dlq
+    ADD COLUMN IF NOT EXISTS source_topic      text,
+    ADD COLUMN IF NOT EXISTS source_partition  integer,
+    ADD COLUMN IF NOT EXISTS source_offset     bigint,
+    ADD COLUMN IF NOT EXISTS event_key         bytea,
+    ADD COLUMN IF NOT EXISTS event_headers     jsonb,
+    ADD COLUMN IF NOT EXISTS event_raw         bytea,
+    ADD COLUMN IF NOT EXISTS status_changed_at timestamptz,
+    ADD COLUMN IF NOT EXISTS status_reason     text,
+    ADD COLUMN IF NOT EXISTS status_changed_by text,
+    ADD COLUMN IF NOT EXISTS error_fingerprint text;
+
+COMMENT ON COLUMN dlq.event_headers IS
+    'Kafka headers as consumed: an array of [key, value] pairs, value base64 text or null';
+COMMENT ON COLUMN dlq.event_raw IS 'the exact message bytes as consumed';
+COMMENT ON COLUMN dlq.error_fingerprint IS
+    'error_message with numbers, ids, hex, quoted values and timestamps replaced (dlqctl writer)';

