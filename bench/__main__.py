@@ -12,7 +12,7 @@ import importlib
 import re
 import sys
 
-from bench.common import ROOT, RESULTS, write_results
+from bench.common import RESULTS, ROOT, write_results
 
 # suite name -> module with run(args) -> (tables, meta)
 SUITES: dict[str, str] = {}
@@ -23,21 +23,25 @@ def update_readme(suites: list[str]) -> None:
     text = readme.read_text()
     for suite in suites:
         block = (RESULTS / f"{suite}.md").read_text()
-        pattern = re.compile(
-            rf"(<!-- bench:{suite} -->\n).*?(<!-- /bench:{suite} -->)", re.DOTALL
-        )
+        pattern = re.compile(rf"(<!-- bench:{suite} -->\n).*?(<!-- /bench:{suite} -->)", re.DOTALL)
         if not pattern.search(text):
             print(f"README.md has no <!-- bench:{suite} --> markers; skipped", file=sys.stderr)
             continue
-        text = pattern.sub(lambda m: m.group(1) + block + m.group(2), text)
+        text = pattern.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
     readme.write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suites", nargs="*", help=f"suites to run (default: all of {', '.join(SUITES)})")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for checking the benchmark code")
-    parser.add_argument("--update-readme", action="store_true", help="copy the results into README.md")
+    parser.add_argument(
+        "suites", nargs="*", help=f"suites to run (default: all of {', '.join(SUITES)})"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, for checking the benchmark code"
+    )
+    parser.add_argument(
+        "--update-readme", action="store_true", help="copy the results into README.md"
+    )
     args = parser.parse_args()
     chosen = args.suites or list(SUITES)
     unknown = sorted(set(chosen) - set(SUITES))

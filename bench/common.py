@@ -43,7 +43,8 @@ ERROR_TEMPLATES = [
     "TimeoutError: call to payments-api for order %s timed out after %sms",
     "ValueError: unknown currency '%s' in event %s",
     "KeyError: 'customer_id' missing in payload of %s",
-    "psycopg.errors.UniqueViolation: duplicate key value violates unique constraint \"orders_pkey\" DETAIL: Key (id)=(%s) already exists.",
+    'UniqueViolation: duplicate key value violates unique constraint "orders_pkey"'
+    " DETAIL: Key (id)=(%s) already exists.",
     "HTTPError: 503 Service Unavailable from inventory at %s (request %s)",
     "json.decoder.JSONDecodeError: Expecting value: line %s column %s (char %s)",
 ]  # fmt: skip
@@ -67,7 +68,9 @@ def servers(broker: bool = True) -> Iterator[tuple[EmbeddedPostgres, EmbeddedBro
             yield pg, kafka
 
 
-def load_rows(dsn: str, rows: int, *, with_fingerprints: bool = True, payload_bytes: int = 600) -> float:
+def load_rows(
+    dsn: str, rows: int, *, with_fingerprints: bool = True, payload_bytes: int = 600
+) -> float:
     """Fill ``dlq`` with ``rows`` realistic entries using COPY; returns seconds taken.
 
     failed_at spans 30 days; 60 % pending, 30 % replayed, 10 % discarded; the small
@@ -147,7 +150,9 @@ class ProcessRun:
     stderr: bytes
 
 
-def run_process(argv: Sequence[str], env: dict[str, str] | None = None, stdout_to_null: bool = False) -> ProcessRun:
+def run_process(
+    argv: Sequence[str], env: dict[str, str] | None = None, stdout_to_null: bool = False
+) -> ProcessRun:
     """Run a command; wall time and its peak RSS (from wait4)."""
     started = time.perf_counter()
     proc = subprocess.Popen(

@@ -51,3 +51,23 @@ def count_matches(
         MatchCount(consumer=r["consumer"], status=Status(r["status"]), count=r["n"])
         for r in conn.execute(query, where.params)
     ]
+
+
+def split_explicit_ids(
+    conn: Connection,
+    ids: Sequence[UUID],
+    entry_filter: EntryFilter,
+    eligible_statuses: Sequence[Status],
+) -> tuple[list[UUID], list[UUID]]:
+    """Resolved explicit ids split into (eligible, ineligible).
+
+    Eligible: selected by the other filters and in one of ``eligible_statuses``.
+    Ineligible (SPEC §4): ids that exist but are not eligible — another status, or
+    excluded by the filters given with them.
+    """
+    if not ids:
+        return [], []
+    where = build_filter(entry_filter.with_statuses(tuple(eligible_statuses)), ids=ids)
+    query = sql.SQL("SELECT dlq_id FROM dlq {}").format(where.where())
+    eligible = {r["dlq_id"] for r in conn.execute(query, where.params)}
+    return [i for i in ids if i in eligible], [i for i in ids if i not in eligible]
