@@ -26,9 +26,9 @@ Connection = psycopg.Connection[dict[str, Any]]
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " ".join(lines[:2]) if lines else type(exc).__name__
+    """The first line of a driver message (libpq adds hints on further lines)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def describe_target(dsn: str) -> str:
@@ -37,7 +37,9 @@ def describe_target(dsn: str) -> str:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
         params = {}
-    host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
+    host = (
+        params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "[local socket]"
+    )
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
     user = params.get("user") or os.environ.get("PGUSER") or ""
     dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "postgres"
@@ -74,14 +76,9 @@ def connect(
 
 
 def _reason(exc: psycopg.OperationalError) -> str:
+    # libpq says 'connection to server at "h", port p failed: <reason>'; we name the target.
     text = _first_line(exc)
-    # libpq prefixes "connection failed: connection to server at "h", port p failed: "
-    marker = "failed: "
-    if text.count(marker) >= 2:
-        text = text.rsplit(marker, 1)[1]
-    elif text.startswith("connection failed: "):
-        text = text[len("connection failed: ") :]
-    return text
+    return text.rsplit("failed: ", 1)[1] if "failed: " in text else text
 
 
 @contextmanager
