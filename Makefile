@@ -51,7 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 completions: $(STAMP)
-	$(BIN)/python -m dlqctl.cli.completions completions
+	$(BIN)/python -m dlqctl.cli.completion completions
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -86,7 +86,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -156,5 +156,5 @@ app.command("config")(config_cmd.show_config)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Entry point of the console script and ``python -m dlqctl``."""
+    app(prog_name="dlqctl")

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from dlqctl.cli.completion import complete_consumer
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import IdSelector, parse_id, parse_uuid
 from dlqctl.core.models import Status
@@ -40,7 +41,13 @@ SummaryOutputOpt = Annotated[
 ]
 ConsumerOpt = Annotated[
     list[str] | None,
-    typer.Option("--consumer", "-c", help="Only this consumer (repeatable).", show_default=False),
+    typer.Option(
+        "--consumer",
+        "-c",
+        help="Only this consumer (repeatable).",
+        show_default=False,
+        autocompletion=complete_consumer,
+    ),
 ]
 StatusOpt = Annotated[
     list[Status] | None,

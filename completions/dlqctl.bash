@@ -1,0 +1,10 @@
+_dlqctl_completion() {
+    local IFS=$'
+'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
+                   COMP_CWORD=$COMP_CWORD \
+                   _DLQCTL_COMPLETE=complete_bash $1 ) )
+    return 0
+}
+
+complete -o default -F _dlqctl_completion dlqctl

@@ -1,0 +1,1 @@
+complete --command dlqctl --no-files --arguments "(env _DLQCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) dlqctl)" --condition "env _DLQCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) dlqctl"

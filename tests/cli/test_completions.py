@@ -1,0 +1,39 @@
+"""Shell completion: checked-in scripts are current, and completion answers from the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dlqctl.cli.completion import SHELLS, completion_script
+from tests.helpers import run_dlqctl_process
+
+COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
+
+
+@pytest.mark.parametrize(("shell", "filename"), sorted(SHELLS.items()))
+def test_checked_in_scripts_match_the_cli(shell: str, filename: str) -> None:
+    assert (COMPLETIONS / filename).read_text() == completion_script(shell), (
+        "completions/ is stale: run `make completions`"
+    )
+
+
+def _complete_bash(words: str, env: dict[str, str] | None = None) -> list[str]:
+    parts = words.split(" ")
+    result = run_dlqctl_process(
+        env={
+            "_DLQCTL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(parts) - 1),
+            **(env or {}),
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout.split()
+
+
+def test_bash_completes_commands_and_options() -> None:
+    assert _complete_bash("dlqctl mig") == ["migrate"]
+    assert "--action" in _complete_bash("dlqctl history --a")
