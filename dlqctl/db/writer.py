@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -22,6 +22,9 @@ from psycopg import errors as pg_errors
 from dlqctl.core.errors import DatabaseError, SchemaMissing
 from dlqctl.core.events import FailedEvent, KafkaMessage, failed_event, raw_stand_in
 from dlqctl.db.connection import Connection, connect, describe_target, translate_errors
+
+if TYPE_CHECKING:
+    from dlqctl.core.settings import Settings
 
 APPLICATION_NAME = "dlqctl-consumer"
 
@@ -98,7 +101,7 @@ class DlqWriter:
         self._target = describe_target(dsn)
 
     @classmethod
-    def from_settings(cls, settings: Any = None) -> DlqWriter:
+    def from_settings(cls, settings: Settings | None = None) -> DlqWriter:
         """A writer for the configured database (DLQCTL_DATABASE_URL, the config file, PG*)."""
         if settings is None:
             from dlqctl.core.settings import load_settings

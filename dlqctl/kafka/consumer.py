@@ -57,6 +57,7 @@ DEFAULT_BATCH_SIZE = 500
 DEFAULT_STATS_INTERVAL = 60.0
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
 POLL_TIMEOUT = 0.5  # longest blocking call: bounds how long a stop request waits
+PENDING_MAX_AGE = 1.0  # failed events of a batch are stored at its end, or after this long
 
 
 class Clock(Protocol):
@@ -96,6 +97,7 @@ class _Pending:
     offset: int
     entry: FailedEvent
     attempts: int
+    since: float  # when it failed (clock.monotonic)
 
 
 def _tp(message: Any) -> TopicPartitionKey:
@@ -168,6 +170,7 @@ class DlqConsumer:
 
         self.stats = ConsumerStats()
         self._stop_requested = False
+        self._ran = False
         self._kafka: Any = None
         self._tracker = OffsetTracker()
         self._assigned: set[TopicPartitionKey] = set()
@@ -218,6 +221,9 @@ class DlqConsumer:
         """Consume until :meth:`stop`; returns the counters of the run."""
         from confluent_kafka import Consumer, KafkaException
 
+        if self._ran:
+            raise RuntimeError("a DlqConsumer runs once; create a new one to run again")
+        self._ran = True
         try:
             self._kafka = Consumer(self._config)
         except (KafkaException, ValueError, TypeError) as exc:
@@ -285,6 +291,13 @@ class DlqConsumer:
         tracker, assigned, handler = self._tracker, self._assigned, self._handler
         queue, stats, clock = self._queue, self.stats, self._clock
         while queue and not self._stop_requested:
+            if self._pending and (
+                len(self._pending) >= self._batch_size
+                or clock.monotonic() - self._pending[0].since > PENDING_MAX_AGE
+            ):
+                # Bounds memory when a whole stream fails, and how long a failure waits
+                # to be stored when slow handlers or retries stretch out a batch.
+                self._store_pending()
             if clock.monotonic() - self._last_poll > self._keepalive_interval:
                 self._wait(0)
             message = queue.popleft()
@@ -308,8 +321,6 @@ class DlqConsumer:
                 continue
             stats.handled += 1
             tracker.finished(tp, message.offset())
-            if len(self._pending) >= self._batch_size:
-                self._store_pending()
 
     def _retry(
         self, message: Any, tp: TopicPartitionKey, event: Any, raw: bytes, error: Exception
@@ -339,7 +350,8 @@ class DlqConsumer:
     ) -> None:
         entry = failed_event(self.name, event, error, message, payload=payload)
         self._tracker.opened(tp, message.offset())
-        self._pending.append(_Pending(tp, message.offset(), entry, attempts))
+        since = self._clock.monotonic()
+        self._pending.append(_Pending(tp, message.offset(), entry, attempts, since))
 
     def _store_pending(self) -> None:
         """Store the failed events; while the database is down, wait for it (paused)."""

@@ -168,8 +168,9 @@ def _logged(log: Path) -> list[int]:
     return [int(line) for line in log.read_text().splitlines() if line.strip()]
 
 
-def test_sigterm_mid_stream_stops_cleanly_and_loses_nothing(
-    broker: EmbeddedBroker, db_url: str, conn: Any, tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
+    broker: EmbeddedBroker, db_url: str, conn: Any, tmp_path: Path, sig: signal.Signals
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap, partitions=2)
@@ -186,14 +187,14 @@ def test_sigterm_mid_stream_stops_cleanly_and_loses_nothing(
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the consumer did not get going"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    assert "SIGTERM received" in err and "stopped: consumed" in err
+    assert f"{sig.name} received" in err and "stopped: consumed" in err
     assert "Traceback" not in err
 
     first_run = _logged(log)
@@ -228,3 +229,23 @@ def test_end_offsets_helper_matches_the_topic(broker: EmbeddedBroker) -> None:
     topic = create_topic(broker.bootstrap_servers, partitions=2)
     produce(broker.bootstrap_servers, topic, [(None, b"{}", None)] * 3, partition=1)
     assert end_offsets(broker.bootstrap_servers, topic, 3) == {1: 3}
+
+
+def test_a_slow_handler_does_not_get_the_consumer_evicted(
+    broker: EmbeddedBroker, db_url: str
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    group = unique_name("g")
+    produce(bootstrap, topic, [(None, encode(event(n)), None) for n in range(8)])
+    settings = consumer_settings(
+        db_url, bootstrap, kafka_consumer_config={"max.poll.interval.ms": "6000"}
+    )
+    # One batch of 8 events at 1 s each: 8 s between two fetches, more than the 6 s allowed
+    # between polls; the consumer polls (paused) in between to stay in the group.
+    recorder = Recorder(sleep=1.0)
+    with RunningConsumer(make_consumer(recorder, settings, topic, group=group)) as running:
+        running.wait_for(lambda: len(recorder.handled()) == 8, timeout=90)
+        running.wait_for(lambda: committed_offsets(bootstrap, group, topic, 1) == {0: 8})
+    assert recorder.handled() == list(range(8))  # each once: never re-read after an eviction
+    assert running.consumer.stats.assignments == 1

@@ -172,8 +172,8 @@ def test_a_restart_rereads_nothing_and_another_group_stores_no_duplicates(
     assert _dlq(conn) == before
 
 
-def test_a_permanent_error_skips_the_retries(
-    broker: EmbeddedBroker, conn: Any, db_url: str
+def test_a_permanent_error_skips_the_retries_and_stats_are_logged(
+    broker: EmbeddedBroker, conn: Any, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
@@ -185,10 +185,15 @@ def test_a_permanent_error_skips_the_retries(
         if value["n"] == 1:
             raise PermanentError("unknown currency 'XXX'")
 
+    caplog.set_level(logging.INFO, logger="dlqctl.consumer")
     settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=(0.0, 0.0, 0.0))
-    with RunningConsumer(make_consumer(handler, settings, topic)) as running:
+    consumer = make_consumer(handler, settings, topic, stats_interval=0.3)
+    with RunningConsumer(consumer) as running:
         running.wait_for(lambda: _count(conn) == 1 and len(calls) == 3)
+        running.wait_for(lambda: any("consumed 3" in r.getMessage() for r in caplog.records))
     assert calls == [0, 1, 2]
+    stats_line = next(r.getMessage() for r in caplog.records if "consumed 3" in r.getMessage())
+    assert "handled 2, stored in the DLQ 1" in stats_line
     [row] = _dlq(conn)
     assert row["error_message"] == "PermanentError: unknown currency 'XXX'"
     assert row["error_fingerprint"] == "PermanentError: unknown currency <str>"

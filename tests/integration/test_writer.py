@@ -183,3 +183,12 @@ def test_a_missing_duplicate_guard_asks_for_migrate(conn: Any, db_url: str) -> N
     with DlqWriter(db_url) as writer, pytest.raises(SchemaMissing, match="uq_dlq_source_message"):
         writer.write("c", {"id": 1}, "E", FakeMessage(b"{}"))
     assert _rows(conn) == []
+
+
+def test_a_writer_from_settings_uses_the_configured_database(conn: Any, db_url: str) -> None:
+    from dlqctl.core.settings import Settings
+
+    with DlqWriter.from_settings(Settings(database_url=db_url)) as writer:
+        writer.write("billing", {"id": "b-1"}, KeyError("customer_id"))
+    [row] = _rows(conn)
+    assert (row["consumer"], row["error_message"]) == ("billing", "KeyError: 'customer_id'")
