@@ -78,7 +78,22 @@ class Settings(BaseSettings):
     actor: str = Field(
         default_factory=_default_actor, min_length=1, description="who acts, for the audit log"
     )
+    consumer_retry_backoff: tuple[float, ...] = Field(
+        default=(0.0, 1.0, 2.0),
+        max_length=100,
+        description="embedded consumer: seconds before each handler retry (one retry each)",
+    )
+    consumer_commit_interval: float = Field(
+        default=5.0, gt=0, le=300, description="embedded consumer: seconds between commits"
+    )
     debug: bool = Field(default=False, description="show tracebacks")
+
+    @field_validator("consumer_retry_backoff")
+    @classmethod
+    def _backoff_in_range(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= d <= 3600 for d in value):
+            raise ValueError("each wait must be between 0 and 3600 seconds")
+        return value
 
     @field_validator(
         "kafka_config", "kafka_producer_config", "kafka_consumer_config", mode="before"
@@ -161,6 +176,8 @@ def _masked(name: str, value: Any, scrubber: Scrubber) -> str:
     if isinstance(value, dict):
         shown = {k: ("***" if is_secret_property(k) else v) for k, v in value.items()}
         return json.dumps(shown, sort_keys=True)
+    if isinstance(value, tuple):
+        return json.dumps(list(value))
     return scrubber(str(value))
 
 
@@ -233,7 +250,8 @@ def _read_environment() -> dict[str, Any]:
     except SettingsError as exc:
         bad = next((n for n in FIELD_NAMES if f'"{n}"' in str(exc)), None)
         name = env_var(bad) if bad else "a DLQCTL_ variable"
-        raise ConfigError(f"{name} is not valid: it must be a JSON object") from None
+        shape = "a JSON list of seconds" if bad == "consumer_retry_backoff" else "a JSON object"
+        raise ConfigError(f"{name} is not valid: it must be {shape}") from None
 
 
 def load_settings(flags: Mapping[str, Any] | None = None) -> LoadedSettings:

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dlqctl.embedded.process import (
     EmbeddedServiceError,
@@ -103,6 +104,7 @@ class EmbeddedPostgres:
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _owns_base_dir: bool = field(default=False, repr=False)
+    _launch: tuple[list[Any], dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def dsn(self) -> str:
@@ -144,16 +146,12 @@ class EmbeddedPostgres:
                          "-c", "full_page_writes=off"]  # fmt: skip
         for attempt in range(5):
             self.port = free_port()
-            with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(  # type: ignore[call-overload]
-                    [bindir / "postgres", "-D", data, "-p", str(self.port), "-k", base, *settings],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    preexec_fn=die_with_parent(signal.SIGINT) if self.die_with_parent else None,
-                    start_new_session=not self.die_with_parent, **kwargs,
-                )  # fmt: skip
+            self._launch = (
+                [bindir / "postgres", "-D", data, "-p", str(self.port), "-k", base, *settings],
+                kwargs,
+            )
             try:
-                wait_until(self._accepts_connections, self.process, START_TIMEOUT,
-                           "postgres", self.log_path)  # fmt: skip
+                self.start_server()
                 return self
             except EmbeddedServiceError:
                 if attempt == 4 or "could not bind" not in self.log_path.read_text(
@@ -161,6 +159,25 @@ class EmbeddedPostgres:
                 ):
                     raise
         raise AssertionError("unreachable")
+
+    def start_server(self) -> None:
+        """Start the server process on the cluster and port chosen by :meth:`start`
+        (again, after :meth:`stop_server`)."""
+        assert self._launch is not None, "start() first"
+        argv, kwargs = self._launch
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(signal.SIGINT) if self.die_with_parent else None,
+                start_new_session=not self.die_with_parent, **kwargs,
+            )  # fmt: skip
+        wait_until(self._accepts_connections, self.process, START_TIMEOUT,
+                   "postgres", self.log_path)  # fmt: skip
+
+    def stop_server(self) -> None:
+        """Stop the server process but keep its data and port (a database outage, in tests)."""
+        if self.process is not None:
+            stop_process(self.process, signal.SIGINT, 30)
 
     def _accepts_connections(self) -> bool:
         import psycopg

@@ -1,0 +1,577 @@
+"""The embedded consumer: a service's handler runs on each event; failing events land in
+the DLQ table, nothing is lost, nothing is stored twice (SPEC §6).
+
+Importable without the CLI (no typer, no rich)::
+
+    from dlqctl.kafka.consumer import DlqConsumer, PermanentError
+
+    def on_event(event: dict) -> None:
+        ...  # raise to fail; raise PermanentError to skip the retries
+
+    DlqConsumer(on_event, consumer="orders-projector", topics=["orders.v1"]).run()
+
+Guarantees: auto-commit and auto offset store are off; an offset is committed only when
+every event before it in its partition was handled or its DLQ entry is stored. While the
+database is down the assigned partitions are paused and the consumer keeps polling (so the
+group keeps it), retrying the write with a backoff capped at 5 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dlqctl.core.errors import ConfigError, DatabaseError, DatabaseUnavailable, KafkaError
+from dlqctl.core.events import (
+    MISSING,
+    FailedEvent,
+    check_consumer_name,
+    decode_event,
+    failed_event,
+    one_line,
+)
+from dlqctl.core.retry import (
+    PermanentError,
+    handler_backoff,
+    retry_after_failure,
+    retry_until_done,
+)
+from dlqctl.db.writer import DlqWriter, StoredEntry
+from dlqctl.kafka.clients import client_config
+from dlqctl.kafka.offsets import OffsetTracker, TopicPartitionKey
+
+if TYPE_CHECKING:
+    from dlqctl.core.settings import Settings
+
+__all__ = ["ConsumerStats", "DlqConsumer", "PermanentError"]
+
+LOGGER = logging.getLogger("dlqctl.consumer")
+
+Handler = Callable[[Any], object]
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_STATS_INTERVAL = 60.0
+DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
+POLL_TIMEOUT = 0.5  # longest blocking call: bounds how long a stop request waits
+PENDING_MAX_AGE = 1.0  # failed events of a batch are stored at its end, or after this long
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass
+class ConsumerStats:
+    """Counters of one consumer run."""
+
+    consumed: int = 0  # messages taken from Kafka
+    handled: int = 0  # the handler succeeded
+    stored: int = 0  # new DLQ entries
+    already_stored: int = 0  # failed again after a re-delivery: the entry was there already
+    retries: int = 0  # handler calls after the first
+    assignments: int = 0  # rebalances that gave this consumer partitions
+
+    def minus(self, other: ConsumerStats) -> ConsumerStats:
+        return ConsumerStats(
+            **{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)}
+        )
+
+    def copy(self) -> ConsumerStats:
+        return ConsumerStats(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@dataclass
+class _Pending:
+    """A failed event whose DLQ entry is not stored yet."""
+
+    tp: TopicPartitionKey
+    offset: int
+    entry: FailedEvent
+    attempts: int
+    since: float  # when it failed (clock.monotonic)
+
+
+def _tp(message: Any) -> TopicPartitionKey:
+    return (message.topic(), message.partition())
+
+
+class DlqConsumer:
+    """Consumes ``topics`` in group ``group_id`` (default: the consumer name), calling
+    ``handler(event)`` with each decoded JSON value; failures go to the DLQ table.
+
+    Settings (database URL, Kafka properties, retry backoff, commit interval) come from
+    ``settings``, else from the environment and config file as for the CLI
+    (``DLQCTL_DATABASE_URL``, ``DLQCTL_KAFKA_BOOTSTRAP_SERVERS``, ...); the keyword
+    arguments override them.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        consumer: str,
+        topics: Sequence[str],
+        group_id: str | None = None,
+        settings: Settings | None = None,
+        database_url: str | None = None,
+        bootstrap_servers: str | None = None,
+        kafka_config: Mapping[str, Any] | None = None,
+        retry_backoff: Sequence[float] | None = None,
+        retries: int | None = None,
+        auto_offset_reset: str | None = None,
+        commit_interval: float | None = None,
+        stats_interval: float = DEFAULT_STATS_INTERVAL,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        writer: DlqWriter | None = None,
+        clock: Clock | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        try:
+            self.name = check_consumer_name(consumer)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not topics:
+            raise ConfigError("at least one topic is needed")
+        if settings is None:
+            from dlqctl.core.settings import load_settings
+
+            settings = load_settings().settings
+        self.topics = list(topics)
+        self.group_id = group_id or consumer
+        self._handler = handler
+        backoff = settings.consumer_retry_backoff if retry_backoff is None else retry_backoff
+        try:
+            self._delays = handler_backoff(backoff, retries)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._commit_interval = (
+            settings.consumer_commit_interval if commit_interval is None else commit_interval
+        )
+        self._stats_interval = stats_interval
+        self._batch_size = batch_size
+        self._config = self._consumer_config(
+            settings, bootstrap_servers, kafka_config, auto_offset_reset
+        )
+        max_poll_ms = int(self._config.get("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS))
+        # A slow handler must not keep us from polling for longer than max.poll.interval.ms.
+        self._keepalive_interval = max(max_poll_ms / 1000 / 3, 0.1)
+        self._writer = writer or DlqWriter(settings.dsn if database_url is None else database_url)
+        self._clock = clock or SystemClock()
+        self._log = logger or LOGGER
+
+        self.stats = ConsumerStats()
+        self._stop_requested = False
+        self._ran = False
+        self._kafka: Any = None
+        self._tracker = OffsetTracker()
+        self._assigned: set[TopicPartitionKey] = set()
+        self._queue: deque[Any] = deque()
+        self._pending: list[_Pending] = []
+        self._paused = False
+        self._fatal: str | None = None
+        self._last_poll = 0.0
+        self._last_commit = 0.0
+        self._last_stats = 0.0
+        self._stats_at_last_line = ConsumerStats()
+
+    def _consumer_config(
+        self,
+        settings: Settings,
+        bootstrap_servers: str | None,
+        kafka_config: Mapping[str, Any] | None,
+        auto_offset_reset: str | None,
+    ) -> dict[str, Any]:
+        base: dict[str, Any] = dict(settings.consumer_config())
+        if bootstrap_servers:
+            base["bootstrap.servers"] = bootstrap_servers
+        base.update(kafka_config or {})
+        base.setdefault("auto.offset.reset", "earliest")  # a new group starts at the beginning
+        if auto_offset_reset is not None:
+            base["auto.offset.reset"] = auto_offset_reset
+        # The guarantees rest on these; no setting may turn them back on.
+        forced = {
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "error_cb": self._on_error,
+        }
+        return client_config(base, forced)
+
+    # -- public -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the consumer to stop: it finishes the current event, stores what failed,
+        commits and closes. Safe to call from a signal handler or another thread."""
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested
+
+    def run(self) -> ConsumerStats:
+        """Consume until :meth:`stop`; returns the counters of the run."""
+        from confluent_kafka import Consumer, KafkaException
+
+        if self._ran:
+            raise RuntimeError("a DlqConsumer runs once; create a new one to run again")
+        self._ran = True
+        try:
+            self._kafka = Consumer(self._config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigError(f"invalid Kafka consumer configuration: {exc}") from None
+        now = self._clock.monotonic()
+        self._last_poll = self._last_commit = self._last_stats = now
+        try:
+            self._check_database()
+            self._kafka.subscribe(
+                self.topics,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            self._log.info(
+                "consumer %s: consuming %s in group %s",
+                self.name,
+                ", ".join(self.topics),
+                self.group_id,
+            )
+            while not self._stop_requested:
+                if not self._queue:
+                    self._poll(POLL_TIMEOUT)
+                self._process_queue()
+                self._store_pending()
+                self._tick()
+        finally:
+            self._shutdown()
+        return self.stats
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _check_database(self) -> None:
+        """Fail fast on a schema that is not migrated; a database that is down is waited
+        for later (when the first failed event has to be stored)."""
+        try:
+            self._writer.check_schema()
+        except DatabaseUnavailable as exc:
+            self._log.warning(
+                "consumer %s: the database is unreachable (%s); starting anyway, failed events"
+                " wait until it is back",
+                self.name,
+                exc.message,
+            )
+
+    def _poll(self, timeout: float) -> None:
+        """Queue what is there; if nothing is, wait up to ``timeout`` for the first message
+        (``consume`` with a batch size waits for the whole batch, which adds latency)."""
+        kafka = self._kafka
+        messages = kafka.consume(self._batch_size, 0)
+        if not messages and timeout > 0:
+            messages = kafka.consume(1, timeout)
+            if messages:
+                messages += kafka.consume(self._batch_size - 1, 0)
+        self._last_poll = self._clock.monotonic()
+        if self._fatal is not None:
+            raise KafkaError(f"consumer {self.name}: fatal Kafka error: {self._fatal}")
+        if messages:
+            self._queue.extend(messages)
+        if self._paused:
+            # Partitions assigned during this poll are not paused yet.
+            self._kafka.pause(self._kafka.assignment())
+
+    def _process_queue(self) -> None:
+        tracker, assigned, handler = self._tracker, self._assigned, self._handler
+        queue, stats, clock = self._queue, self.stats, self._clock
+        while queue and not self._stop_requested:
+            if self._pending and (
+                len(self._pending) >= self._batch_size
+                or clock.monotonic() - self._pending[0].since > PENDING_MAX_AGE
+            ):
+                # Bounds memory when a whole stream fails, and how long a failure waits
+                # to be stored when slow handlers or retries stretch out a batch.
+                self._store_pending()
+            if clock.monotonic() - self._last_poll > self._keepalive_interval:
+                self._wait(0)
+            message = queue.popleft()
+            if message.error() is not None:
+                self._on_message_error(message.error())
+                continue
+            tp = (message.topic(), message.partition())
+            if tp not in assigned:
+                continue  # revoked since it was fetched; its new owner reads it
+            stats.consumed += 1
+            raw = message.value()
+            try:
+                event = decode_event(raw)
+            except (ValueError, RecursionError) as exc:
+                self._failed(message, tp, MISSING, None, exc, 1)
+                continue
+            try:
+                handler(event)
+            except Exception as exc:
+                self._retry(message, tp, event, raw, exc)
+                continue
+            stats.handled += 1
+            tracker.finished(tp, message.offset())
+
+    def _retry(
+        self, message: Any, tp: TopicPartitionKey, event: Any, raw: bytes, error: Exception
+    ) -> None:
+        outcome = retry_after_failure(self._handler, event, error, self._delays, self._wait)
+        self.stats.retries += outcome.attempts - 1
+        if tp not in self._assigned:
+            return  # revoked while we retried: its new owner handles it
+        if outcome.interrupted:
+            # Stopping: never finished, so never committed; read again after a restart.
+            self._tracker.opened(tp, message.offset())
+            return
+        if outcome.error is None:
+            self.stats.handled += 1
+            self._tracker.finished(tp, message.offset())
+            return
+        self._failed(message, tp, event, raw.decode("utf-8"), outcome.error, outcome.attempts)
+
+    def _failed(
+        self,
+        message: Any,
+        tp: TopicPartitionKey,
+        event: Any,
+        payload: str | None,
+        error: BaseException,
+        attempts: int,
+    ) -> None:
+        entry = failed_event(self.name, event, error, message, payload=payload)
+        self._tracker.opened(tp, message.offset())
+        since = self._clock.monotonic()
+        self._pending.append(_Pending(tp, message.offset(), entry, attempts, since))
+
+    def _store_pending(self) -> None:
+        """Store the failed events; while the database is down, wait for it (paused)."""
+        if not self._pending:
+            return
+        outage = False
+
+        def on_failure(attempt: int, delay: float, exc: Exception) -> None:
+            nonlocal outage
+            outage = True
+            message = exc.message if isinstance(exc, DatabaseError) else str(exc)
+            self._log.warning(
+                "consumer %s: cannot store %d failed event(s) in the DLQ (attempt %d): %s;"
+                " partitions paused, retrying in %.1fs",
+                self.name,
+                len(self._pending),
+                attempt,
+                one_line(message),
+                delay,
+            )
+
+        done, _ = retry_until_done(self._write_pending, self._wait_paused, on_failure,
+                                   (DatabaseError,))  # fmt: skip
+        if self._paused:
+            self._resume()
+        if outage and done:
+            self._log.info("consumer %s: the database is back; resuming", self.name)
+        elif not done and self._pending:
+            self._log.warning(
+                "consumer %s: stopping with %d failed event(s) not stored; they are not"
+                " committed and will be read again",
+                self.name,
+                len(self._pending),
+            )
+
+    def _write_pending(self) -> None:
+        # Re-read on every attempt: a rebalance during the wait may have taken some away.
+        batch = list(self._pending)
+        if not batch:
+            return
+        stored = self._writer.write_many([p.entry for p in batch])
+        self._pending = self._pending[len(batch) :]
+        for pending, result in zip(batch, stored, strict=True):
+            self._tracker.close(pending.tp, pending.offset)
+            self._log_stored(pending, result)
+
+    def _log_stored(self, pending: _Pending, result: StoredEntry) -> None:
+        entry = result.event
+        if result.created:
+            self.stats.stored += 1
+            outcome = f"stored in the DLQ as {result.dlq_id}"
+        else:
+            self.stats.already_stored += 1
+            outcome = f"already in the DLQ as {result.dlq_id}"
+        tries = f"after {pending.attempts} attempts" if pending.attempts > 1 else "at once"
+        self._log.warning(
+            "consumer %s: event %s from %s failed %s: %s; %s",
+            self.name,
+            entry.event_id,
+            entry.source,
+            tries,
+            one_line(entry.error_message),
+            outcome,
+        )
+
+    # -- waiting while polling ----------------------------------------------------------
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` with the partitions paused, polling so the group keeps us;
+        False when a stop was requested."""
+        was_paused = self._paused
+        ok = self._wait_paused(seconds)
+        if not was_paused:
+            self._resume()
+        return ok
+
+    def _wait_paused(self, seconds: float) -> bool:
+        if not self._paused:
+            self._kafka.pause(self._kafka.assignment())
+            self._paused = True
+        deadline = self._clock.monotonic() + seconds
+        while True:
+            # Nothing arrives from paused partitions; messages of partitions assigned
+            # meanwhile are queued behind the ones we hold.
+            remaining = deadline - self._clock.monotonic()
+            self._poll(max(0.0, min(remaining, POLL_TIMEOUT)))
+            self._tick()  # what is finished gets committed during a long wait too
+            if self._stop_requested:
+                return False
+            if remaining <= 0 or self._clock.monotonic() >= deadline:
+                return True
+
+    def _resume(self) -> None:
+        # Fetching resumes right after the last message handed to us.
+        self._kafka.resume(self._kafka.assignment())
+        self._paused = False
+
+    # -- commits, stats, shutdown -------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self._clock.monotonic()
+        if now - self._last_commit >= self._commit_interval:
+            self._commit(asynchronous=True)
+            self._last_commit = now
+        if now - self._last_stats >= self._stats_interval:
+            self._log_stats(now - self._last_stats)
+            self._last_stats = now
+
+    def _commit(
+        self,
+        *,
+        asynchronous: bool,
+        partitions: Iterable[TopicPartitionKey] | None = None,
+        force: bool = False,
+    ) -> None:
+        """Commit the positions of assigned partitions that moved (``force``: all of them)."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        chosen = self._assigned if partitions is None else set(partitions) & self._assigned
+        if force:
+            positions = {tp: p for tp in chosen if (p := self._tracker.position(tp)) is not None}
+        else:
+            positions = self._tracker.committable(chosen)
+        if not positions:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            self._kafka.commit(offsets=offsets, asynchronous=asynchronous)
+        except KafkaException as exc:
+            # Not fatal: a later commit covers these positions; at worst events are re-read.
+            self._log.warning("consumer %s: commit failed: %s", self.name, exc)
+            return
+        self._tracker.mark_committed(positions)
+
+    def _log_stats(self, seconds: float) -> None:
+        delta = self.stats.minus(self._stats_at_last_line)
+        self._stats_at_last_line = self.stats.copy()
+        self._log.info(
+            "consumer %s: last %.0fs: consumed %d, handled %d, stored in the DLQ %d"
+            " (%d already there); waiting to be stored %d",
+            self.name,
+            seconds,
+            delta.consumed,
+            delta.handled,
+            delta.stored,
+            delta.already_stored,
+            len(self._pending),
+        )
+
+    def _shutdown(self) -> None:
+        from confluent_kafka import KafkaException
+
+        try:
+            if self._kafka is not None:
+                try:
+                    self._commit(asynchronous=False, force=True)
+                finally:
+                    self._kafka.close()
+        except (KafkaException, RuntimeError) as exc:
+            self._log.warning("consumer %s: closing the consumer failed: %s", self.name, exc)
+        finally:
+            self._kafka = None
+            self._writer.close()
+            s = self.stats
+            self._log.info(
+                "consumer %s: stopped: consumed %d, handled %d, stored in the DLQ %d"
+                " (%d already there)",
+                self.name,
+                s.consumed,
+                s.handled,
+                s.stored,
+                s.already_stored,
+            )
+
+    # -- librdkafka callbacks -----------------------------------------------------------
+
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._assigned.update(tps)
+        self.stats.assignments += 1
+        self._log.info("consumer %s: assigned %s", self.name, _describe(tps))
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        tps = {(p.topic, p.partition) for p in partitions}
+        # What is finished so far is committed while we still own the partitions.
+        self._commit(asynchronous=False, partitions=tps, force=True)
+        self._drop(tps)
+        self._log.info("consumer %s: revoked %s", self.name, _describe(tps))
+
+    def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
+        tps = {(p.topic, p.partition) for p in partitions}
+        self._drop(tps)
+        self._log.warning("consumer %s: lost %s", self.name, _describe(tps))
+
+    def _drop(self, tps: set[TopicPartitionKey]) -> None:
+        """Forget partitions that are no longer ours: their new owner reads from the
+        committed offset, which never passes an event that is not finished."""
+        self._assigned -= tps
+        self._tracker.forget(tps)
+        self._pending = [p for p in self._pending if p.tp not in tps]
+        if self._queue:
+            # In place: the processing loop holds a reference to this deque.
+            kept = [m for m in self._queue if m.error() is not None or _tp(m) not in tps]
+            self._queue.clear()
+            self._queue.extend(kept)
+
+    def _on_error(self, error: Any) -> None:
+        if error.fatal():
+            self._fatal = str(error)
+        self._log.warning("consumer %s: Kafka: %s", self.name, error)
+
+    def _on_message_error(self, error: Any) -> None:
+        from confluent_kafka import KafkaError as RdKafkaError
+
+        if error.code() == RdKafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaError(f"consumer {self.name}: fatal Kafka error: {error}")
+        self._log.warning("consumer %s: Kafka: %s", self.name, error)
+
+
+def _describe(tps: Iterable[TopicPartitionKey]) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in sorted(tps)) or "nothing"
