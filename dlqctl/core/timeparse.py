@@ -22,10 +22,10 @@ def parse_duration(text: str) -> timedelta:
     seconds = int(match.group("amount")) * _UNIT_SECONDS[match.group("unit").lower()]
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
-    duration = timedelta(seconds=seconds)
-    if duration > MAX_DURATION:
+    # Compared before building the timedelta, which overflows on absurd amounts.
+    if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"{text!r} is longer than 100 years")
-    return duration
+    return timedelta(seconds=seconds)
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
@@ -41,7 +41,10 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
         raise ValueError(f"{text!r} is not {TIME_HELP}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable time
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 def humanize_age(delta: timedelta) -> str:

@@ -24,7 +24,10 @@ def test_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "7", "d", "-7d", "7x", "1.5h", "0s", "7 days", "99999999d"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "7", "d", "-7d", "7x", "1.5h", "0s", "7 days", "99999999d", "1000000000d", "99999999999w"],
+)
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="duration|zero|longer"):
         parse_duration(text)
@@ -50,6 +53,12 @@ def test_parse_time(text: str, expected: datetime) -> None:
 @pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "2026-11-01T25:00", "", "now-2h"])
 def test_parse_time_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="ISO-8601"):
+        parse_time(text, now=NOW)
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_parse_time_rejects_times_out_of_range(text: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
         parse_time(text, now=NOW)
 
 
