@@ -17,7 +17,15 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 from dlqctl import __version__
-from dlqctl.cli.commands import config_cmd, consume_cmd, history_cmd, migrate_cmd
+from dlqctl.cli.commands import (
+    config_cmd,
+    consume_cmd,
+    history_cmd,
+    list_cmd,
+    migrate_cmd,
+    show_cmd,
+    stats_cmd,
+)
 from dlqctl.cli.context import AppState, debug_from_env, early_scrubber
 from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, DlqctlError
 from dlqctl.core.secrets import ScrubbingStream
@@ -154,6 +162,9 @@ app.command("migrate")(migrate_cmd.migrate)
 app.command("history")(history_cmd.history)
 app.command("config")(config_cmd.show_config)
 app.command("consume")(consume_cmd.consume)
+app.command("list")(list_cmd.list_entries)
+app.command("show")(show_cmd.show)
+app.command("stats")(stats_cmd.stats)
 
 
 def main() -> None:

@@ -108,13 +108,13 @@ def parse_duration_option(option: str, value: str) -> timedelta:
         raise bad(option, str(exc)) from None
 
 
-def parse_ids(values: list[str] | None) -> tuple[IdSelector, ...]:
+def parse_ids(values: list[str] | None, option: str = "IDS") -> tuple[IdSelector, ...]:
     selectors = []
     for value in values or []:
         try:
             selectors.append(parse_id(value))
         except ValueError as exc:
-            raise bad("IDS", str(exc)) from None
+            raise bad(option, str(exc)) from None
     return tuple(selectors)
 
 
@@ -153,3 +153,24 @@ def build_entry_filter(
         event_id=parsed_event_id,
         ids=parse_ids(ids),
     )
+
+
+def filter_args(entry_filter: EntryFilter) -> list[str]:
+    """The filter options that select ``entry_filter`` again, with relative times resolved
+    (so that a printed follow-up command selects the same window later)."""
+    from dlqctl.core.models import iso_utc
+
+    args: list[str] = []
+    for consumer in entry_filter.consumers:
+        args += ["-c", consumer]
+    for status in entry_filter.statuses:
+        args += ["-s", status.value]
+    if entry_filter.since is not None:
+        args += ["--since", iso_utc(entry_filter.since) or ""]
+    if entry_filter.until is not None:
+        args += ["--until", iso_utc(entry_filter.until) or ""]
+    if entry_filter.error is not None:
+        args += ["--error", entry_filter.error]
+    if entry_filter.event_id is not None:
+        args += ["--event-id", str(entry_filter.event_id)]
+    return args

@@ -6,22 +6,38 @@ colour off when the stream is not a terminal and honours NO_COLOR.
 
 from __future__ import annotations
 
-import csv
 import functools
-import json
-import sys
+import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import UTC, datetime
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from dlqctl.core.models import MatchCount, WriteResult
+from dlqctl.cli.machine import print_csv as print_csv
+from dlqctl.cli.machine import print_json as print_json
+from dlqctl.cli.machine import print_ndjson as print_ndjson
+from dlqctl.core.models import (
+    DlqEntry,
+    DlqStats,
+    MatchCount,
+    StatsDimension,
+    Status,
+    WriteResult,
+    compact_json,
+)
+from dlqctl.core.timeparse import humanize_age
 
 
 @functools.cache
 def _consoles() -> tuple[Console, Console]:
     # stderr=True makes Rich look up sys.stderr at write time (our scrubbing stream).
+    # Rich's own NO_COLOR support keeps bold and dim; no colour system means no escape
+    # codes at all.
+    if os.environ.get("NO_COLOR"):
+        return Console(color_system=None), Console(stderr=True, color_system=None)
     return Console(), Console(stderr=True)
 
 
@@ -33,25 +49,9 @@ def err() -> Console:
     return _consoles()[1]
 
 
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def print_ndjson(values: Iterable[Any]) -> None:
-    write = sys.stdout.write
-    for value in values:
-        write(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str) + "\n")
-
-
-def print_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-
-
 def note(message: str) -> None:
     """A line of narration on stderr (not data)."""
-    err().print(message, highlight=False, markup=False)
+    err().print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 def key_value_table(
@@ -97,3 +97,254 @@ def render_write_result(result: WriteResult, output: str) -> None:
         err().print(f"failed {dlq_id}: {error}", highlight=False, markup=False)
     if len(result.failures) > 20:
         err().print(f"… and {len(result.failures) - 20} more failures (use -o json for all)")
+
+
+# --- list, show, stats ------------------------------------------------------------------
+
+ERROR_CELL_CHARS = 200
+PAYLOAD_CELL_CHARS = 120
+STATUS_STYLES = {"pending": "yellow", "replayed": "green", "discarded": "dim"}
+BAR_WIDTH = 48
+MAX_CHART_ROWS = 400
+PIPED_TABLE_WIDTH = 200
+
+
+def one_line(text: str, limit: int) -> str:
+    """The first non-empty line of ``text``, whitespace collapsed, cut at ``limit`` with …."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    collapsed = " ".join(first.split())
+    more = collapsed != " ".join(text.split())
+    if len(collapsed) > limit:
+        return collapsed[: limit - 1].rstrip() + "…"
+    return collapsed + (" …" if more else "")
+
+
+def when(at: datetime | None, now: datetime) -> str:
+    """``2026-11-28 10:00:05 (3h ago)``, in UTC."""
+    if at is None:
+        return ""
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} ({humanize_age(now - at)} ago)"
+
+
+def entries_table(entries: Iterable[DlqEntry], *, payload: bool, now: datetime,
+                  show_header: bool = True, width: int | None = None) -> Table:  # fmt: skip
+    """Entries as table rows, one line each: the error (and payload) columns give way.
+
+    ``width`` fixes every column's width so that consecutive tables line up (``--all``).
+    """
+    table = Table(box=box.SIMPLE_HEAD, show_header=show_header, show_edge=False,
+                  header_style="bold", pad_edge=False)  # fmt: skip
+    widths = {"dlq_id": 36, "consumer": 16, "status": 9, "retries": 7, "failed_at (UTC)": 30}
+    for name, fixed in widths.items():
+        table.add_column(
+            name, no_wrap=True, overflow="ellipsis", width=fixed if width else None,
+            max_width=24 if name == "consumer" else None,
+            justify="right" if name == "retries" else "left",
+        )  # fmt: skip
+    flexible = 2 if payload else 1
+    columns = len(widths) + flexible
+    padding = 2 * columns - 2 + columns - 1  # a space each side but at the edges; dividers
+    rest = None if width is None else max(20, (width - sum(widths.values()) - padding) // flexible)
+    # Wrappable columns are the ones Rich narrows first; the Text itself never wraps.
+    table.add_column("error", width=rest)
+    if payload:
+        table.add_column("payload", width=rest)
+    for e in entries:
+        row = [
+            Text(str(e.dlq_id)),
+            Text(e.consumer),
+            Text(e.status.value, style=STATUS_STYLES.get(e.status.value, "")),
+            Text(str(e.retry_count)),
+            Text(when(e.failed_at, now)),
+            Text(one_line(e.error_message, ERROR_CELL_CHARS), no_wrap=True, overflow="ellipsis"),
+        ]
+        if payload:
+            shown = one_line(compact_json(e.event_payload), PAYLOAD_CELL_CHARS)
+            row.append(Text(shown, no_wrap=True, overflow="ellipsis"))
+        table.add_row(*row)
+    return table
+
+
+@functools.cache
+def _listing_console() -> Console:
+    """Off a terminal (and without COLUMNS) Rich assumes 80 columns, which would cut the ids
+    of a piped listing; print it on a wide page instead."""
+    console = out()
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(width=PIPED_TABLE_WIDTH, color_system=None)
+
+
+def render_entries(entries: Iterable[DlqEntry], *, payload: bool, now: datetime,
+                   chunk: int | None = None) -> int:  # fmt: skip
+    """Print entries as a table on stdout; with ``chunk``, stream them that many at a time
+    (a Rich table is built whole). Returns how many were printed."""
+    console = _listing_console()
+    if chunk is None:
+        rows = list(entries)
+        if rows:
+            console.print(entries_table(rows, payload=payload, now=now))
+        return len(rows)
+    count = 0
+    batch: list[DlqEntry] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) == chunk:
+            console.print(entries_table(batch, payload=payload, now=now,
+                                        show_header=not count, width=console.width))  # fmt: skip
+            count += len(batch)
+            batch = []
+    if batch:
+        console.print(entries_table(batch, payload=payload, now=now,
+                                    show_header=not count, width=console.width))  # fmt: skip
+        count += len(batch)
+    return count
+
+
+def render_entry(entry: DlqEntry, now: datetime) -> None:
+    """``show``: every column, the error in full, the payload pretty-printed."""
+    from rich.json import JSON
+    from rich.panel import Panel
+
+    fields = Table(box=None, show_header=False, pad_edge=False)
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+
+    def add(name: str, value: object) -> None:
+        shown = "—" if value is None else str(value)
+        style = STATUS_STYLES.get(shown, "") if name == "status" else ""
+        fields.add_row(Text(name), Text(shown, style=style))
+
+    add("dlq_id", entry.dlq_id)
+    add("consumer", entry.consumer)
+    add("event_id", entry.event_id)
+    add("status", entry.status.value)
+    add("retry_count", entry.retry_count)
+    add("failed_at", when(entry.failed_at, now))
+    add("status_changed_at", when(entry.status_changed_at, now) or None)
+    add("status_changed_by", entry.status_changed_by)
+    add("status_reason", entry.status_reason)
+    add("source_topic", entry.source_topic)
+    add("source_partition", entry.source_partition)
+    add("source_offset", entry.source_offset)
+    data = entry.to_json(full=True)
+    add("event_key", data["event_key"])
+    add("error_fingerprint", entry.error_fingerprint)
+    console = out()
+    console.print(fields)
+    if entry.event_headers:
+        headers = Table(title="headers", title_justify="left", box=box.SIMPLE_HEAD,
+                        show_edge=False, pad_edge=False, header_style="bold")  # fmt: skip
+        headers.add_column("key", no_wrap=True)
+        headers.add_column("value", overflow="fold")
+        for key, value in data["event_headers"]:
+            headers.add_row(Text(key), Text("null" if value is None else value))
+        console.print(headers)
+    console.print(Panel(Text(entry.error_message), title="error", title_align="left"))
+    payload = JSON.from_data(entry.event_payload, indent=2, ensure_ascii=False)
+    payload.text.overflow = "fold"  # long strings fold instead of being cut at the border
+    console.print(Panel(payload, title="payload", title_align="left"))
+    if entry.event_raw is not None:
+        console.print(Panel(Text(_raw_summary(entry, data["event_raw"])),
+                            title=f"raw message ({len(entry.event_raw)} bytes)",
+                            title_align="left"))  # fmt: skip
+
+
+def _raw_summary(entry: DlqEntry, shown: str) -> str:
+    """The raw bytes, unless they are just the payload's JSON."""
+    import json
+
+    try:
+        if json.loads(entry.event_raw or b"") == entry.event_payload:
+            return "the payload above, as consumed"
+    except ValueError:
+        pass
+    return shown
+
+
+def render_stats(stats: DlqStats, *, top: int) -> None:
+    """``stats``: consumer × status counts with the oldest pending, and the top errors;
+    with ``--by``, the breakdown instead (hour and day as a bar chart)."""
+    console = out()
+    if stats.by is not None:
+        _render_breakdown(stats)
+        return
+    if not stats.counts:
+        note("no matching entries")
+        return
+    statuses = list(Status)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold",
+                  show_footer=True)  # fmt: skip
+    # Counts never shrink; on a narrow terminal the consumer and the time wrap instead.
+    table.add_column("consumer", footer="all", overflow="fold")
+    per_status = {s: sum(c.count for c in stats.counts if c.status is s) for s in statuses}
+    for s in statuses:
+        table.add_column(s.value, justify="right", no_wrap=True, footer=f"{per_status[s]:,}")
+    table.add_column("total", justify="right", no_wrap=True, footer=f"{stats.total:,}")
+    table.add_column("oldest pending (UTC)",
+                     footer=when(stats.oldest_pending_failed_at, stats.as_of))  # fmt: skip
+    by_consumer: dict[str, dict[Status, int]] = {}
+    for c in stats.counts:
+        by_consumer.setdefault(c.consumer, {})[c.status] = c.count
+    for consumer, counts in sorted(by_consumer.items()):
+        table.add_row(
+            Text(consumer),
+            *(Text(f"{counts.get(s, 0):,}") for s in statuses),
+            Text(f"{sum(counts.values()):,}"),
+            Text(when(stats.oldest_pending.get(consumer), stats.as_of)),
+        )
+    console.print(table)
+    if stats.error_groups:
+        errors = Table(title=f"top error groups (of {len(stats.error_groups):,})",
+                       title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                       pad_edge=False, header_style="bold")  # fmt: skip
+        errors.add_column("entries", justify="right", no_wrap=True)
+        errors.add_column("share", justify="right", no_wrap=True)
+        errors.add_column("error group", overflow="fold")
+        for g in stats.error_groups[:top]:
+            errors.add_row(Text(f"{g.count:,}"), Text(f"{g.count / stats.total:.1%}"),
+                           Text(one_line(g.fingerprint, 300)))  # fmt: skip
+        console.print(errors)
+
+
+def _render_breakdown(stats: DlqStats) -> None:
+    console = out()
+    rows = list(stats.breakdown)
+    if not rows:
+        note("no matching entries")
+        return
+    if stats.by in (StatsDimension.HOUR, StatsDimension.DAY):
+        if len(rows) > MAX_CHART_ROWS:
+            note(f"showing the last {MAX_CHART_ROWS} of {len(rows)} buckets"
+                 " (narrow with --since, or use -o json for all)")  # fmt: skip
+            rows = rows[-MAX_CHART_ROWS:]
+        peak = max(b.count for b in rows) or 1
+        fmt = "%Y-%m-%d %H:00" if stats.by is StatsDimension.HOUR else "%Y-%m-%d"
+        chart = Table(box=None, show_header=True, pad_edge=False, header_style="bold")
+        chart.add_column(f"{stats.by.value} (UTC)", no_wrap=True)
+        chart.add_column("entries", justify="right", no_wrap=True)
+        chart.add_column("", no_wrap=True)
+        for b in rows:
+            label = f"{b.start.astimezone(UTC):{fmt}}" if b.start else b.key
+            chart.add_row(Text(label), Text(f"{b.count:,}"),
+                          Text(_bar(b.count, peak), style="cyan"))  # fmt: skip
+        console.print(chart)
+        return
+    total = sum(b.count for b in rows) or 1
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column(stats.by.value if stats.by else "", overflow="fold")
+    table.add_column("entries", justify="right", no_wrap=True)
+    table.add_column("share", justify="right", no_wrap=True)
+    for b in rows:
+        key = one_line(b.key, 300) if stats.by is StatsDimension.ERROR else b.key
+        table.add_row(Text(key), Text(f"{b.count:,}"), Text(f"{b.count / total:.1%}"))
+    console.print(table)
+
+
+def _bar(count: int, peak: int) -> str:
+    """A horizontal bar in eighths of a character cell."""
+    eighths = round(count / peak * BAR_WIDTH * 8)
+    if count and not eighths:
+        eighths = 1
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("" if not rest else " ▏▎▍▌▋▊▉"[rest])

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dlqctl.core.cursor import Position, encode_cursor
+
 
 class Status(enum.StrEnum):
     """The statuses the original table's check constraint allows."""
@@ -97,8 +99,9 @@ class DlqEntry:
                 values[column] = bytes(values[column])
         return cls(**values)
 
-    def to_json(self, *, details: bool = False) -> dict[str, Any]:
-        """The SPEC §4 entry object; ``details`` adds the payload and provenance."""
+    def to_json(self, *, details: bool = False, full: bool = False) -> dict[str, Any]:
+        """The SPEC §4 entry object; ``details`` adds the payload and provenance, ``full``
+        also the raw bytes and dlqctl's bookkeeping columns (``show``)."""
         data: dict[str, Any] = {
             "dlq_id": str(self.dlq_id),
             "consumer": self.consumer,
@@ -108,7 +111,7 @@ class DlqEntry:
             "failed_at": iso_utc(self.failed_at),
             "error_message": self.error_message,
         }
-        if details:
+        if details or full:
             data.update(
                 event_payload=self.event_payload,
                 source_topic=self.source_topic,
@@ -122,6 +125,12 @@ class DlqEntry:
                 ),
                 status_changed_at=iso_utc(self.status_changed_at),
                 status_reason=self.status_reason,
+            )
+        if full:
+            data.update(
+                event_raw=_text_or_base64(self.event_raw),
+                status_changed_by=self.status_changed_by,
+                error_fingerprint=self.error_fingerprint,
             )
         return data
 
@@ -213,3 +222,93 @@ class MatchCount:
     consumer: str
     status: Status
     count: int
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    """One page of ``list``, newest first, and where the next page starts (None: no more)."""
+
+    entries: list[DlqEntry]
+    next_position: Position | None
+
+    @property
+    def next_cursor(self) -> str | None:
+        return None if self.next_position is None else encode_cursor(self.next_position)
+
+
+class StatsDimension(enum.StrEnum):
+    """What ``stats --by`` breaks the matching entries down by."""
+
+    CONSUMER = "consumer"
+    STATUS = "status"
+    ERROR = "error"
+    HOUR = "hour"
+    DAY = "day"
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """Entries whose error messages differ only in their variable parts."""
+
+    fingerprint: str
+    count: int
+    example: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "count": self.count, "example": self.example}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One row of a ``stats --by`` breakdown; ``start`` is set for hour and day buckets."""
+
+    key: str
+    count: int
+    start: datetime | None = None
+    example: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"key": self.key, "count": self.count}
+        if self.example is not None:
+            data["example"] = self.example
+        return data
+
+
+@dataclass(frozen=True)
+class DlqStats:
+    """What ``stats`` reports about the entries a filter matches."""
+
+    counts: tuple[MatchCount, ...]
+    oldest_pending: dict[str, datetime]
+    error_groups: tuple[ErrorGroup, ...]
+    as_of: datetime
+    by: StatsDimension | None = None
+    breakdown: tuple[Bucket, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(c.count for c in self.counts)
+
+    @property
+    def oldest_pending_failed_at(self) -> datetime | None:
+        return min(self.oldest_pending.values(), default=None)
+
+    def to_json(self, *, top: int) -> dict[str, Any]:
+        """The SPEC §4 stats object; ``top`` error groups, plus the breakdown when asked."""
+        data: dict[str, Any] = {
+            "total": self.total,
+            "by_consumer_status": [
+                {"consumer": c.consumer, "status": c.status.value, "count": c.count}
+                for c in self.counts
+            ],
+            "oldest_pending_failed_at": iso_utc(self.oldest_pending_failed_at),
+            "oldest_pending_by_consumer": {
+                consumer: iso_utc(at) for consumer, at in sorted(self.oldest_pending.items())
+            },
+            "error_groups": [g.to_json() for g in self.error_groups[:top]],
+            "as_of": iso_utc(self.as_of),
+        }
+        if self.by is not None:
+            data["by"] = self.by.value
+            data["breakdown"] = [b.to_json() for b in self.breakdown]
+        return data

@@ -1,0 +1,88 @@
+"""`dlqctl stats`."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import typer
+
+from dlqctl.cli.context import app_state
+from dlqctl.cli.options import ConsumerOpt, ErrorOpt, EventIdOpt, SinceOpt, StatusOpt, UntilOpt
+from dlqctl.core.models import StatsDimension
+
+
+class StatsFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+    OPENMETRICS = "openmetrics"
+
+
+def stats(
+    ctx: typer.Context,
+    consumer: ConsumerOpt = None,
+    status: StatusOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    error: ErrorOpt = None,
+    event_id: EventIdOpt = None,
+    by: Annotated[
+        StatsDimension | None,
+        typer.Option(
+            "--by",
+            case_sensitive=False,
+            show_default=False,
+            help="Break the matches down by this (hour and day: failures over time).",
+        ),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", min=1, max=1000, help="How many error groups to show.")
+    ] = 10,
+    output: Annotated[
+        StatsFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            case_sensitive=False,
+            help="Output format (openmetrics: for a node-exporter textfile collector).",
+        ),
+    ] = StatsFormat.TABLE,
+) -> None:
+    """Count matching entries by consumer and status, with the oldest pending entry and
+    the top error groups.
+
+    Messages that differ only in numbers, ids, hex, quoted values or timestamps form one
+    error group. Reads only; safe to run from cron.
+
+    Example: dlqctl stats --since 24h --by hour
+    """
+    from dlqctl.cli.options import build_entry_filter
+
+    entry_filter = build_entry_filter(
+        consumers=consumer, statuses=status, since=since, until=until, error=error,
+        event_id=event_id,
+    )  # fmt: skip
+    settings = app_state(ctx).settings()
+
+    from dlqctl.cli import machine
+    from dlqctl.usecases.inspect import compute_stats
+
+    result = compute_stats(settings, entry_filter, by=by)
+    if output is StatsFormat.JSON:
+        machine.print_json(result.to_json(top=top))
+    elif output is StatsFormat.OPENMETRICS:
+        import sys
+
+        sys.stdout.write(machine.openmetrics_text(result, entry_filter.effective_statuses))
+    elif output in (StatsFormat.NDJSON, StatsFormat.CSV):
+        header, rows = machine.stats_rows(result)
+        if output is StatsFormat.CSV:
+            machine.print_csv(header, ([machine.csv_cell(v) for v in r.values()] for r in rows))
+        else:
+            machine.print_ndjson(rows)
+    else:
+        from dlqctl.cli import output as out
+
+        out.render_stats(result, top=top)

@@ -1,0 +1,200 @@
+"""Read-only use cases: list (pages and the whole stream), show, stats."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from psycopg import IsolationLevel
+
+from dlqctl.core.cursor import Position
+from dlqctl.core.errors import NotFoundError
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.fingerprint import fingerprint
+from dlqctl.core.ids import IdSelector
+from dlqctl.core.models import (
+    Bucket,
+    DlqEntry,
+    DlqStats,
+    EntryPage,
+    ErrorGroup,
+    MatchCount,
+    StatsDimension,
+    Status,
+    iso_utc,
+)
+from dlqctl.core.settings import Settings
+from dlqctl.db.connection import Connection, session
+from dlqctl.db.entries import resolve_ids
+from dlqctl.db.inspect_queries import (
+    GroupCount,
+    fetch_entry,
+    fetch_page,
+    group_counts,
+    server_now,
+    stream_entries,
+    time_buckets,
+    unfingerprinted_messages,
+)
+
+
+@contextmanager
+def _read_only(settings: Settings, *, snapshot: bool = False) -> Iterator[Connection]:
+    """A session whose transactions cannot write: inspecting never changes the table.
+
+    ``snapshot``: every query sees the same snapshot (stats adds up several queries).
+    """
+    with session(settings.dsn) as conn:
+        conn.read_only = True
+        if snapshot:
+            conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        yield conn
+
+
+def list_page(
+    settings: Settings,
+    entry_filter: EntryFilter,
+    *,
+    limit: int,
+    after: Position | None = None,
+    payload: bool = False,
+) -> EntryPage:
+    """One page of matching entries, newest first, starting after ``after``."""
+    with _read_only(settings) as conn:
+        # One row more than shown says whether there is a next page.
+        entries = fetch_page(conn, entry_filter, limit=limit + 1, after=after, payload=payload)
+    if len(entries) <= limit:
+        return EntryPage(entries=entries, next_position=None)
+    shown = entries[:limit]
+    return EntryPage(entries=shown, next_position=Position(shown[-1].failed_at, shown[-1].dlq_id))
+
+
+def iter_entries(
+    settings: Settings,
+    entry_filter: EntryFilter,
+    *,
+    after: Position | None = None,
+    payload: bool = False,
+) -> Iterator[DlqEntry]:
+    """Every matching entry after ``after``, newest first, streamed with flat memory."""
+    with _read_only(settings) as conn:
+        yield from stream_entries(conn, entry_filter, after=after, payload=payload)
+
+
+def show_entry(settings: Settings, selector: IdSelector) -> DlqEntry:
+    """Every column of the one entry a full id or unique prefix names."""
+    with _read_only(settings) as conn:
+        (dlq_id,) = resolve_ids(conn, [selector])
+        entry = fetch_entry(conn, dlq_id)
+    if entry is None:  # deleted between resolving and reading
+        raise NotFoundError(f"no entry with id {selector.text!r}")
+    return entry
+
+
+def compute_stats(
+    settings: Settings, entry_filter: EntryFilter, *, by: StatsDimension | None = None
+) -> DlqStats:
+    """Counts, oldest pending entries and error groups of the matching entries."""
+    with _read_only(settings, snapshot=True) as conn:
+        now = server_now(conn)
+        groups = group_counts(conn, entry_filter)
+        unfingerprinted: Iterable[tuple[str, int]] = ()
+        if any(g.fingerprint is None for g in groups):
+            unfingerprinted = unfingerprinted_messages(conn, entry_filter)
+        error_groups = merge_error_groups(groups, unfingerprinted)
+        buckets: list[tuple[datetime, int]] = []
+        if by in (StatsDimension.HOUR, StatsDimension.DAY):
+            buckets = time_buckets(conn, entry_filter, by.value)
+    counts = _consumer_status_counts(groups)
+    oldest: dict[str, datetime] = {}
+    for g in groups:
+        if g.status is Status.PENDING and (
+            g.consumer not in oldest or g.oldest_failed_at < oldest[g.consumer]
+        ):
+            oldest[g.consumer] = g.oldest_failed_at
+    return DlqStats(
+        counts=counts,
+        oldest_pending=oldest,
+        error_groups=error_groups,
+        as_of=now,
+        by=by,
+        breakdown=_breakdown(by, counts, error_groups, buckets),
+    )
+
+
+def _consumer_status_counts(groups: Iterable[GroupCount]) -> tuple[MatchCount, ...]:
+    totals: dict[tuple[str, Status], int] = {}
+    for g in groups:
+        totals[(g.consumer, g.status)] = totals.get((g.consumer, g.status), 0) + g.count
+    return tuple(
+        MatchCount(consumer=consumer, status=status, count=n)
+        for (consumer, status), n in sorted(totals.items())
+    )
+
+
+def merge_error_groups(
+    groups: Iterable[GroupCount], unfingerprinted: Iterable[tuple[str, int]]
+) -> tuple[ErrorGroup, ...]:
+    """Error groups, biggest first: stored fingerprints plus messages fingerprinted here.
+
+    Rows written by dlqctl carry their fingerprint; rows other writers stored are grouped
+    with the same function as they stream by (one call per distinct message).
+    """
+    counts: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for g in groups:
+        if g.fingerprint is None:
+            continue
+        counts[g.fingerprint] = counts.get(g.fingerprint, 0) + g.count
+        if g.fingerprint not in examples or g.example < examples[g.fingerprint]:
+            examples[g.fingerprint] = g.example
+    for message, n in unfingerprinted:
+        key = fingerprint(message)
+        counts[key] = counts.get(key, 0) + n
+        if key not in examples or message < examples[key]:
+            examples[key] = message
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(ErrorGroup(fingerprint=k, count=n, example=examples[k]) for k, n in ranked)
+
+
+def _breakdown(
+    by: StatsDimension | None,
+    counts: tuple[MatchCount, ...],
+    error_groups: tuple[ErrorGroup, ...],
+    buckets: list[tuple[datetime, int]],
+) -> tuple[Bucket, ...]:
+    if by is None:
+        return ()
+    if by is StatsDimension.CONSUMER:
+        per_consumer: dict[str, int] = {}
+        for c in counts:
+            per_consumer[c.consumer] = per_consumer.get(c.consumer, 0) + c.count
+        ranked = sorted(per_consumer.items(), key=lambda item: (-item[1], item[0]))
+        return tuple(Bucket(key=k, count=n) for k, n in ranked)
+    if by is StatsDimension.STATUS:
+        per_status = dict.fromkeys(Status, 0)
+        for c in counts:
+            per_status[c.status] += c.count
+        return tuple(Bucket(key=s.value, count=n) for s, n in per_status.items() if n)
+    if by is StatsDimension.ERROR:
+        return tuple(
+            Bucket(key=g.fingerprint, count=g.count, example=g.example) for g in error_groups
+        )
+    return _time_series(
+        buckets, timedelta(hours=1) if by is StatsDimension.HOUR else timedelta(days=1)
+    )
+
+
+def _time_series(buckets: list[tuple[datetime, int]], step: timedelta) -> tuple[Bucket, ...]:
+    """Buckets from the first to the last failure, empty ones included (a chart has no gaps)."""
+    if not buckets:
+        return ()
+    counts = dict(buckets)
+    start, end = buckets[0][0], buckets[-1][0]
+    series = []
+    at = start
+    while at <= end:
+        series.append(Bucket(key=iso_utc(at) or "", count=counts.get(at, 0), start=at))
+        at += step
+    return tuple(series)
