@@ -29,10 +29,13 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def print_ndjson(values: Iterable[Any]) -> None:
-    write = sys.stdout.write
+    write, encode = sys.stdout.write, _COMPACT.encode
     for value in values:
-        write(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str) + "\n")
+        write(encode(value) + "\n")
 
 
 def print_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from rich import box
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -126,43 +127,58 @@ def when(at: datetime | None, now: datetime) -> str:
     return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} ({humanize_age(now - at)} ago)"
 
 
-def entries_table(entries: Iterable[DlqEntry], *, payload: bool, now: datetime,
-                  show_header: bool = True, width: int | None = None) -> Table:  # fmt: skip
-    """Entries as table rows, one line each: the error (and payload) columns give way.
+_FIXED_COLUMNS = ("dlq_id", "consumer", "status", "retries", "failed_at (UTC)")
+_GAP = "  "
+MAX_CONSUMER_WIDTH = 24
+MIN_FLEXIBLE_WIDTH = 20
 
-    ``width`` fixes every column's width so that consecutive tables line up (``--all``).
-    """
-    table = Table(box=box.SIMPLE_HEAD, show_header=show_header, show_edge=False,
-                  header_style="bold", pad_edge=False)  # fmt: skip
-    widths = {"dlq_id": 36, "consumer": 16, "status": 9, "retries": 7, "failed_at (UTC)": 30}
-    for name, fixed in widths.items():
-        table.add_column(
-            name, no_wrap=True, overflow="ellipsis", width=fixed if width else None,
-            max_width=24 if name == "consumer" else None,
-            justify="right" if name == "retries" else "left",
-        )  # fmt: skip
-    flexible = 2 if payload else 1
-    columns = len(widths) + flexible
-    padding = 2 * columns - 2 + columns - 1  # a space each side but at the edges; dividers
-    rest = None if width is None else max(20, (width - sum(widths.values()) - padding) // flexible)
-    # Wrappable columns are the ones Rich narrows first; the Text itself never wraps.
-    table.add_column("error", width=rest)
+
+def _entry_cells(e: DlqEntry, now: datetime, payload: bool) -> list[str]:
+    cells = [str(e.dlq_id), e.consumer, e.status.value, str(e.retry_count), when(e.failed_at, now),
+             one_line(e.error_message, ERROR_CELL_CHARS)]  # fmt: skip
     if payload:
-        table.add_column("payload", width=rest)
-    for e in entries:
-        row = [
-            Text(str(e.dlq_id)),
-            Text(e.consumer),
-            Text(e.status.value, style=STATUS_STYLES.get(e.status.value, "")),
-            Text(str(e.retry_count)),
-            Text(when(e.failed_at, now)),
-            Text(one_line(e.error_message, ERROR_CELL_CHARS), no_wrap=True, overflow="ellipsis"),
+        cells.append(one_line(compact_json(e.event_payload), PAYLOAD_CELL_CHARS))
+    return cells
+
+
+def _fit(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded or cut (with …) to exactly ``width`` terminal cells."""
+    size = cell_len(text)
+    if size <= width:
+        return " " * (width - size) + text if right else text + " " * (width - size)
+    return set_cell_size(text, width - 1) + "…"
+
+
+def _layout(rows: list[list[str]], width: int, payload: bool) -> list[int]:
+    """Column widths: the fixed columns fit their content, the error (and payload) share
+    what is left of the line, so each entry stays on one line."""
+    widths = [
+        max(len(name), *(cell_len(r[i]) for r in rows)) for i, name in enumerate(_FIXED_COLUMNS)
+    ]
+    widths[1] = min(widths[1], MAX_CONSUMER_WIDTH)
+    flexible = 2 if payload else 1
+    rest = width - sum(widths) - len(_GAP) * (len(widths) + flexible - 1)
+    return widths + [max(MIN_FLEXIBLE_WIDTH, rest // flexible)] * flexible
+
+
+def _entry_lines(rows: list[list[str]], widths: list[int], header: bool) -> Text:
+    text = Text(no_wrap=True, overflow="crop", end="")
+    if header:
+        names = [*_FIXED_COLUMNS, "error", "payload"][: len(widths)]
+        line = _GAP.join(
+            _fit(n, w, right=n == "retries") for n, w in zip(names, widths, strict=True)
+        )
+        text.append(line.rstrip() + "\n", style="bold")
+        text.append("─" * cell_len(line) + "\n", style="dim")
+    for row in rows:
+        text.append(_fit(row[0], widths[0]) + _GAP + _fit(row[1], widths[1]) + _GAP)
+        text.append(_fit(row[2], widths[2]), style=STATUS_STYLES.get(row[2], ""))
+        rest = [
+            _fit(row[3], widths[3], right=True),
+            *(_fit(c, w) for c, w in zip(row[4:], widths[4:], strict=True)),
         ]
-        if payload:
-            shown = one_line(compact_json(e.event_payload), PAYLOAD_CELL_CHARS)
-            row.append(Text(shown, no_wrap=True, overflow="ellipsis"))
-        table.add_row(*row)
-    return table
+        text.append(_GAP + _GAP.join(rest).rstrip() + "\n")
+    return text
 
 
 @functools.cache
@@ -177,27 +193,29 @@ def _listing_console() -> Console:
 
 def render_entries(entries: Iterable[DlqEntry], *, payload: bool, now: datetime,
                    chunk: int | None = None) -> int:  # fmt: skip
-    """Print entries as a table on stdout; with ``chunk``, stream them that many at a time
-    (a Rich table is built whole). Returns how many were printed."""
+    """Print entries as aligned columns on stdout, one line each; with ``chunk``, that many
+    at a time (``--all``: the layout of the first chunk is kept). Returns the count."""
     console = _listing_console()
-    if chunk is None:
-        rows = list(entries)
-        if rows:
-            console.print(entries_table(rows, payload=payload, now=now))
-        return len(rows)
     count = 0
-    batch: list[DlqEntry] = []
-    for entry in entries:
-        batch.append(entry)
-        if len(batch) == chunk:
-            console.print(entries_table(batch, payload=payload, now=now,
-                                        show_header=not count, width=console.width))  # fmt: skip
-            count += len(batch)
-            batch = []
-    if batch:
-        console.print(entries_table(batch, payload=payload, now=now,
-                                    show_header=not count, width=console.width))  # fmt: skip
+    widths: list[int] | None = None
+    batch: list[list[str]] = []
+
+    def flush() -> None:
+        nonlocal widths, count
+        if not batch:
+            return
+        header = widths is None
+        if widths is None:
+            widths = _layout(batch, console.width, payload)
+        console.print(_entry_lines(batch, widths, header), soft_wrap=True, highlight=False, end="")
         count += len(batch)
+        batch.clear()
+
+    for entry in entries:
+        batch.append(_entry_cells(entry, now, payload))
+        if chunk is not None and len(batch) >= chunk:
+            flush()
+    flush()
     return count
 
 

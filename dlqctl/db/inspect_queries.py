@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from dlqctl.core.cursor import Position
 from dlqctl.core.filters import EntryFilter
@@ -35,6 +36,16 @@ PAYLOAD_COLUMNS = (
 SHOW_COLUMNS = ("event_raw", "status_changed_by", "error_fingerprint")
 
 STREAM_BATCH = 2000
+
+
+_STATUSES = {s.value: s for s in Status}
+
+
+def _entry(row: tuple[Any, ...]) -> DlqEntry:
+    """An entry from a row of ENTRY_COLUMNS (the hot path of ``list --all``)."""
+    dlq_id, consumer, event_id, status, retry_count, failed_at, error_message = row
+    return DlqEntry(dlq_id, consumer, event_id, _STATUSES[status], retry_count, failed_at,
+                    error_message)  # fmt: skip
 
 
 def _columns(names: Sequence[str], table: str | None = None) -> sql.Composable:
@@ -57,15 +68,14 @@ def _keyset(where: SqlFilter, after: Position | None) -> None:
         )
 
 
-def fetch_page(
-    conn: Connection,
+def page_query(
     entry_filter: EntryFilter,
     *,
     limit: int,
     after: Position | None = None,
     payload: bool = False,
-) -> list[DlqEntry]:
-    """Up to ``limit`` matching entries that come after ``after``, newest first."""
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The query and parameters of ``fetch_page`` (the benchmark EXPLAINs it)."""
     where = build_filter(entry_filter, include_consumers=False, include_statuses=False)
     _keyset(where, after)
     columns = _list_columns(payload)
@@ -98,7 +108,35 @@ def fetch_page(
         match=match,
         filters=where.and_(),
     )
-    return [DlqEntry.from_row(row) for row in conn.execute(query, params)]
+    return query, params
+
+
+def fetch_page(
+    conn: Connection,
+    entry_filter: EntryFilter,
+    *,
+    limit: int,
+    after: Position | None = None,
+    payload: bool = False,
+) -> list[DlqEntry]:
+    """Up to ``limit`` matching entries that come after ``after``, newest first."""
+    query, params = page_query(entry_filter, limit=limit, after=after, payload=payload)
+    if payload:
+        return [DlqEntry.from_row(row) for row in conn.execute(query, params)]
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        return [_entry(row) for row in cursor.execute(query, params)]
+
+
+def stream_query(
+    entry_filter: EntryFilter, *, after: Position | None = None, payload: bool = False
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The query and parameters of ``stream_entries``."""
+    where = build_filter(entry_filter)
+    _keyset(where, after)
+    query = sql.SQL("SELECT {} FROM dlq {} ORDER BY failed_at DESC, dlq_id DESC").format(
+        _columns(_list_columns(payload)), where.where()
+    )
+    return query, where.params
 
 
 def stream_entries(
@@ -114,18 +152,21 @@ def stream_entries(
     Memory stays flat: the client holds one batch at a time. Every row will be read, so
     the planner is told to optimise for the whole result, not for the first rows.
     """
-    where = build_filter(entry_filter)
-    _keyset(where, after)
-    query = sql.SQL("SELECT {} FROM dlq {} ORDER BY failed_at DESC, dlq_id DESC").format(
-        _columns(_list_columns(payload)), where.where()
-    )
+    query, params = stream_query(entry_filter, after=after, payload=payload)
     with conn.transaction():
         conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
-        with conn.cursor(name="dlqctl_list_all") as cursor:
-            cursor.itersize = batch
-            cursor.execute(query, where.params)
-            for row in cursor:
-                yield DlqEntry.from_row(row)
+        if payload:
+            with conn.cursor(name="dlqctl_list_all") as cursor:
+                cursor.itersize = batch
+                cursor.execute(query, params)
+                for row in cursor:
+                    yield DlqEntry.from_row(row)
+            return
+        with conn.cursor(name="dlqctl_list_all", row_factory=tuple_row) as plain:
+            plain.itersize = batch
+            plain.execute(query, params)
+            for values in plain:
+                yield _entry(values)
 
 
 def fetch_entry(conn: Connection, dlq_id: UUID) -> DlqEntry | None:
@@ -155,12 +196,7 @@ def group_counts(conn: Connection, entry_filter: EntryFilter) -> list[GroupCount
     NULL fingerprints (rows other writers stored) come back as one group per consumer and
     status; ``unfingerprinted_messages`` breaks them down.
     """
-    where = build_filter(entry_filter)
-    query = sql.SQL(
-        "SELECT consumer, status, error_fingerprint, count(*) AS n,"
-        " min(error_message) AS example, min(failed_at) AS oldest"
-        " FROM dlq {} GROUP BY consumer, status, error_fingerprint"
-    ).format(where.where())
+    query, params = group_counts_query(entry_filter)
     return [
         GroupCount(
             consumer=r["consumer"],
@@ -170,8 +206,19 @@ def group_counts(conn: Connection, entry_filter: EntryFilter) -> list[GroupCount
             example=r["example"],
             oldest_failed_at=r["oldest"],
         )
-        for r in conn.execute(query, where.params)
+        for r in conn.execute(query, params)
     ]
+
+
+def group_counts_query(entry_filter: EntryFilter) -> tuple[sql.Composed, dict[str, Any]]:
+    """The query and parameters of ``group_counts``."""
+    where = build_filter(entry_filter)
+    query = sql.SQL(
+        "SELECT consumer, status, error_fingerprint, count(*) AS n,"
+        " min(error_message) AS example, min(failed_at) AS oldest"
+        " FROM dlq {} GROUP BY consumer, status, error_fingerprint"
+    ).format(where.where())
+    return query, where.params
 
 
 def unfingerprinted_messages(
