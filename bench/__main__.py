@@ -17,6 +17,7 @@ from bench.common import RESULTS, ROOT, write_results
 # suite name -> module with run(args) -> (tables, meta)
 SUITES: dict[str, str] = {
     "consumer": "bench.consumer",
+    "inspect": "bench.inspect",
 }
 
 
