@@ -49,7 +49,7 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     (["show", "abc"], "'ID'"),
     (["show", "zzzzzzzz"], "'ID'"),
     (["show", "0123456789abcdef0123456789abcdef01"], "'ID'"),
-    (["show", "01234567", "-o", "ndjson"], "'--output'"),
+    (["show", "01234567", "-o", "yaml"], "'--output'"),
     (["stats", "--by", "week"], "'--by'"),
     (["stats", "--top", "0"], "'--top'"),
     (["stats", "-o", "yaml"], "'--output'"),

@@ -226,6 +226,12 @@ def test_show_prints_every_column(cli: Any, env: dict[str, str], conn: Any) -> N
     assert data["status_changed_by"] == "ann"
     assert data["event_raw"] == '{"sku":null}'
     assert data["error_fingerprint"] == "KeyError: <str>"
+    as_ndjson = cli("show", str(dlq_id), "-o", "ndjson", env=env)
+    assert json.loads(as_ndjson.stdout) == data
+    (as_csv,) = csv.DictReader(io.StringIO(cli("show", str(dlq_id), "-o", "csv", env=env).stdout))
+    assert list(as_csv) == list(data)
+    assert json.loads(as_csv["event_payload"]) == data["event_payload"]
+    assert as_csv["error_message"] == error
     table = cli("show", str(dlq_id), env=env)
     assert table.exit_code == 0, table.output
     for text in ("orders.v1", "fixed", "ann", "dlq-id", "abc", "KeyError: <str>",

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from dlqctl.cli.context import app_state
-from dlqctl.cli.options import SummaryFormat, SummaryOutputOpt
+from dlqctl.cli.options import OutputFormat, OutputOpt
 
 
 def show(
@@ -20,7 +20,7 @@ def show(
             help="Entry id or a unique prefix (at least 8 hex digits, hyphens optional).",
         ),
     ],
-    output: SummaryOutputOpt = SummaryFormat.TABLE,
+    output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Show one entry: every column, the error in full, the payload pretty-printed.
 
@@ -36,10 +36,16 @@ def show(
     from dlqctl.usecases.inspect import show_entry
 
     entry = show_entry(settings, selector)
-    if output is SummaryFormat.JSON:
-        from dlqctl.cli.machine import print_json
+    if output is not OutputFormat.TABLE:
+        from dlqctl.cli import machine
 
-        print_json(entry.to_json(full=True))
+        data = entry.to_json(full=True)
+        if output is OutputFormat.JSON:
+            machine.print_json(data)
+        elif output is OutputFormat.NDJSON:
+            machine.print_ndjson([data])
+        else:
+            machine.print_csv(list(data), [[machine.csv_cell(v) for v in data.values()]])
         return
     from datetime import UTC, datetime
 
