@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -77,7 +78,19 @@ def iter_entries(
     after: Position | None = None,
     payload: bool = False,
 ) -> Iterator[DlqEntry]:
-    """Every matching entry after ``after``, newest first, streamed with flat memory."""
+    """Every matching entry after ``after``, newest first, streamed with flat memory.
+
+    Connects and runs the query before returning, so that a database error surfaces
+    before the caller has printed anything.
+    """
+    stream = _stream(settings, entry_filter, after=after, payload=payload)
+    first = next(stream, None)
+    return iter(()) if first is None else itertools.chain([first], stream)
+
+
+def _stream(
+    settings: Settings, entry_filter: EntryFilter, *, after: Position | None, payload: bool
+) -> Iterator[DlqEntry]:
     with _read_only(settings) as conn:
         yield from stream_entries(conn, entry_filter, after=after, payload=payload)
 

@@ -309,3 +309,27 @@ def test_stats_on_an_empty_table(cli: Any, env: dict[str, str]) -> None:
     metrics = cli("stats", "-o", "openmetrics", env=env)
     assert metrics.stdout.splitlines()[-1] == "# EOF"
     assert "dlq_entries{" not in metrics.stdout
+
+
+READS = [["list"], ["list", "--all", "-o", "json"], ["list", "--all", "-o", "csv"],
+         ["show", "01234567"], ["stats", "-o", "openmetrics"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", READS, ids=" ".join)
+def test_database_trouble_is_one_line_and_no_partial_output(
+    cli: Any, empty_db_url: str, args: list[str]
+) -> None:
+    from dlqctl.embedded.process import free_port
+
+    missing = cli(*args, env={"DLQCTL_DATABASE_URL": empty_db_url})
+    assert missing.exit_code == 1
+    assert missing.stdout == ""
+    (line,) = missing.stderr.strip().splitlines()
+    assert "dlqctl migrate" in line
+    closed = f"postgresql://nobody:hunter2@127.0.0.1:{free_port()}/x"
+    down = cli(*args, env={"DLQCTL_DATABASE_URL": closed})
+    assert down.exit_code == 1
+    assert down.stdout == ""
+    (line,) = down.stderr.strip().splitlines()
+    assert line.startswith("Error: cannot connect to PostgreSQL")
+    assert "hunter2" not in line

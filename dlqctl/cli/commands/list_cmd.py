@@ -121,7 +121,7 @@ def _table(
     payload: bool,
     all_: bool,
 ) -> None:
-    """The Rich table, and on stderr how many were shown and the command for the next page."""
+    """Aligned lines, and on stderr how many were shown and the command for the next page."""
     import shlex
     from datetime import UTC, datetime
 
