@@ -300,3 +300,21 @@ def test_stats_of_nothing(db_url: str) -> None:
     assert stats.total == 0
     assert stats.to_json(top=10)["oldest_pending_failed_at"] is None
     assert stats.breakdown == ()
+
+
+def test_entries_of_dlqctls_writer_and_of_other_writers_group_together(
+    conn: Any, db_url: str
+) -> None:
+    from dlqctl.db.writer import DlqWriter
+
+    with DlqWriter(db_url) as writer:
+        stored = writer.write("orders", {"id": 1}, TimeoutError("call took 1500ms"))
+    insert_entries(conn, [entry(consumer="legacy", error_message="TimeoutError: call took 9ms")])
+    settings = Settings(database_url=db_url)
+    stats = compute_stats(settings, EntryFilter())
+    assert [(g.fingerprint, g.count) for g in stats.error_groups] == [
+        ("TimeoutError: call took <n>ms", 2)
+    ]
+    shown = show_entry(settings, parse_id(str(stored.dlq_id)))
+    assert shown.error_fingerprint == "TimeoutError: call took <n>ms"
+    assert shown.event_payload == {"id": 1}
