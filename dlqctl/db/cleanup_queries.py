@@ -66,7 +66,7 @@ def set_lock_timeout(conn: Connection) -> None:
 _BATCH = """
 WITH batch AS (
     SELECT ctid AS tid, dlq_id, failed_at FROM dlq
-    {where} {keyset}
+    {where}{keyset}
     ORDER BY failed_at, dlq_id
     LIMIT %(limit)s
 ), claimed AS (
@@ -93,16 +93,21 @@ DISCARD = sql.SQL(
 )
 
 
+def _after(after: Keyset | None, params: dict[str, Any]) -> sql.Composable:
+    """`` AND (failed_at, dlq_id) > keyset`` (nothing before the first batch)."""
+    if after is None:
+        return sql.SQL("")
+    params.update(after_at=after.failed_at, after_id=after.dlq_id)
+    return sql.SQL(" AND (failed_at, dlq_id) > (%(after_at)s, %(after_id)s)")
+
+
 def batch_statement(
     entry_filter: EntryFilter, after: Keyset | None, change: sql.Composable
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """One batch of ``change`` after ``after`` (for the runs, and for EXPLAIN in the tests)."""
     where = build_filter(entry_filter)
     params = dict(where.params)
-    keyset: sql.Composable = sql.SQL("")
-    if after is not None:
-        keyset = sql.SQL("AND (failed_at, dlq_id) > (%(after_at)s, %(after_id)s)")
-        params.update(after_at=after.failed_at, after_id=after.dlq_id)
+    keyset = _after(after, params)
     query = sql.SQL(_BATCH).format(where=where.where(), keyset=keyset, change=change)
     return query, params
 
@@ -188,10 +193,7 @@ def count_after(conn: Connection, entry_filter: EntryFilter, after: Keyset | Non
     """Matching rows the walk has not reached yet (after an interrupt)."""
     where = build_filter(entry_filter)
     params = dict(where.params)
-    keyset: sql.Composable = sql.SQL("")
-    if after is not None:
-        keyset = sql.SQL(" AND (failed_at, dlq_id) > (%(after_at)s, %(after_id)s)")
-        params.update(after_at=after.failed_at, after_id=after.dlq_id)
+    keyset = _after(after, params)
     query = sql.SQL("SELECT count(*) AS n FROM dlq {}{}").format(where.where(), keyset)
     row = conn.execute(query, params).fetchone()
     assert row is not None

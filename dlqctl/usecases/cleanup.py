@@ -8,7 +8,6 @@ per run, also when the run was interrupted or failed part-way.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,8 +29,6 @@ from dlqctl.db.audit import record_action
 from dlqctl.db.connection import Connection, describe_target, session, translate_errors
 from dlqctl.db.entries import count_matches, resolve_ids, split_explicit_ids
 from dlqctl.usecases.audit import audit_record
-
-log = logging.getLogger(__name__)
 
 
 class Progress(Protocol):
@@ -96,12 +93,12 @@ class DiscardRequest:
             raise UsageError(
                 f"only pending entries can be discarded; --status {shown} selects none"
             )
+        # Nothing but (at most) -s pending would discard every pending entry: a slip more
+        # likely than an intent, so it needs a real selection.
         if self.entry_filter == EntryFilter(statuses=self.entry_filter.statuses):
             raise UsageError(
-                "give entry ids or at least one filter (--consumer, --since, --until, --error,"
-                " --event-id; -s pending alone selects every pending entry)"
-                if not self.entry_filter.statuses
-                else "give entry ids or a filter besides --status"
+                "give entry ids or at least one filter besides --status"
+                " (--consumer, --since, --until, --error, --event-id)"
             )
         if self.reason is not None and not self.reason.strip():
             raise UsageError("--reason must not be empty")
@@ -118,7 +115,7 @@ def count_purge(settings: Settings, request: PurgeRequest) -> list[MatchCount]:
 
 
 def count_discard(settings: Settings, request: DiscardRequest) -> list[MatchCount]:
-    """What the discard would change now, per consumer (for the prompt)."""
+    """What the discard would change now, per consumer and status (for the prompt)."""
     with session(settings.dsn) as conn:
         return count_matches(conn, request.selection)
 
@@ -154,9 +151,9 @@ def purge(
             "batches": result.batches,
         }
         audited = request.entry_filter.with_statuses(request.statuses)
-        _audit(settings, conn, result, audited, details=details)
+        recorded = _audit(settings, conn, result, audited, details=details)
     if error is not None:
-        raise _after_partial_run(error, result, "deleted")
+        raise _after_partial_run(error, result, "deleted", recorded)
     return result
 
 
@@ -194,10 +191,10 @@ def discard(
 
             error = run.walk(selection, DISCARD_BATCH, batch)
         given_ids = [*(ids or []), *result.ineligible_ids]
-        _audit(settings, conn, result, selection, reason=request.reason, ids=given_ids,
-               details={"batches": result.batches})  # fmt: skip
+        recorded = _audit(settings, conn, result, selection, reason=request.reason,
+                          ids=given_ids, details={"batches": result.batches})  # fmt: skip
     if error is not None:
-        raise _after_partial_run(error, result, "discarded")
+        raise _after_partial_run(error, result, "discarded", recorded)
     return result
 
 
@@ -306,25 +303,35 @@ def _audit(
     reason: str | None = None,
     ids: Sequence[UUID] | None = None,
     details: dict[str, Any] | None = None,
-) -> None:
-    """Record the run; after a failure on the run's connection, try once on a fresh one."""
+) -> bool:
+    """Record the run (whether that worked, for a run that failed).
+
+    A failed run's connection may be gone, so its row is written on a fresh one; when that
+    fails too, the run's error (the one line the user sees) says so instead.
+    """
     record = audit_record(
         settings, result.write, entry_filter, reason=reason, ids=ids, details=details
     )
     if result.write.outcome != "failed":
         record_action(conn, record)
-        return
+        return True
     try:
         with session(settings.dsn, autocommit=True, application_name="dlqctl audit") as fresh:
             record_action(fresh, record)
-    except DlqctlError as exc:
-        log.warning("could not record the failed run in the audit log: %s", exc.message)
+    except DlqctlError:
+        return False
+    return True
 
 
-def _after_partial_run(error: DlqctlError, result: CleanupResult, verb: str) -> DlqctlError:
-    """The error, noting what the run had already changed (those batches are committed)."""
-    done = result.write.succeeded
-    if done == 0:
-        return error
-    error.args = (f"{error.message} ({done} entries had been {verb} before the error)",)
+def _after_partial_run(
+    error: DlqctlError, result: CleanupResult, verb: str, recorded: bool
+) -> DlqctlError:
+    """The run's error, noting what it had already changed (those batches are committed)."""
+    notes = []
+    if result.write.succeeded:
+        notes.append(f"{result.write.succeeded} entries had been {verb} before the error")
+    if not recorded:
+        notes.append("the run could not be recorded in the audit log")
+    if notes:
+        error.args = (f"{error.message} ({'; '.join(notes)})",)
     return error

@@ -62,7 +62,7 @@ def test_discard_selects_pending_only() -> None:
     ("entry_filter", "message"),
     [
         (EntryFilter(), "at least one filter"),
-        (EntryFilter(statuses=(Status.PENDING,)), "a filter besides --status"),
+        (EntryFilter(statuses=(Status.PENDING,)), "at least one filter besides --status"),
         (EntryFilter(statuses=(Status.REPLAYED,), consumers=("a",)), "only pending"),
         (EntryFilter(statuses=(Status.PENDING, Status.DISCARDED), error="x"), "discarded selects"),
     ],
