@@ -18,6 +18,7 @@ from bench.common import RESULTS, ROOT, write_results
 SUITES: dict[str, str] = {
     "consumer": "bench.consumer",
     "inspect": "bench.inspect",
+    "purge": "bench.purge",
 }
 
 

@@ -20,9 +20,11 @@ from dlqctl import __version__
 from dlqctl.cli.commands import (
     config_cmd,
     consume_cmd,
+    discard_cmd,
     history_cmd,
     list_cmd,
     migrate_cmd,
+    purge_cmd,
     show_cmd,
     stats_cmd,
 )
@@ -158,13 +160,15 @@ def _configure_logging(level: int) -> None:
         logger.addHandler(handler)
 
 
-app.command("migrate")(migrate_cmd.migrate)
-app.command("history")(history_cmd.history)
-app.command("config")(config_cmd.show_config)
-app.command("consume")(consume_cmd.consume)
 app.command("list")(list_cmd.list_entries)
 app.command("show")(show_cmd.show)
 app.command("stats")(stats_cmd.stats)
+app.command("discard")(discard_cmd.discard)
+app.command("purge")(purge_cmd.purge)
+app.command("consume")(consume_cmd.consume)
+app.command("history")(history_cmd.history)
+app.command("migrate")(migrate_cmd.migrate)
+app.command("config")(config_cmd.show_config)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import functools
 import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from rich import box
 from rich.cells import cell_len, set_cell_size
@@ -21,6 +22,7 @@ from dlqctl.cli.machine import print_csv as print_csv
 from dlqctl.cli.machine import print_json as print_json
 from dlqctl.cli.machine import print_ndjson as print_ndjson
 from dlqctl.core.models import (
+    CleanupResult,
     DlqEntry,
     DlqStats,
     MatchCount,
@@ -28,6 +30,7 @@ from dlqctl.core.models import (
     Status,
     WriteResult,
     compact_json,
+    iso_utc,
 )
 from dlqctl.core.timeparse import humanize_age
 
@@ -366,3 +369,69 @@ def _bar(count: int, peak: int) -> str:
         eighths = 1
     full, rest = divmod(eighths, 8)
     return "█" * full + ("" if not rest else " ▏▎▍▌▋▊▉"[rest])
+
+
+class BatchProgress:
+    """A progress bar on stderr for batched writes (use only when stderr is a terminal)."""
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=err(), transient=True,
+        )  # fmt: skip
+        self._description = description
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        self._task = self._progress.add_task(self._description, total=total)
+        self._progress.start()
+
+    def advance(self, done: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, done)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def render_cleanup_result(result: CleanupResult, output: str) -> None:
+    """discard / purge: the dry-run breakdown and the write summary, or one JSON object."""
+    if output == "json":
+        print_json(result.to_json())
+        return
+    preview = result.preview
+    if preview is not None and preview.counts:
+        verb = "deleted" if result.write.action == "purge" else "discarded"
+        rows = ((c.consumer, c.status.value, str(c.count)) for c in preview.counts)
+        out().print(
+            key_value_table(
+                f"entries that would be {verb}", rows, ("consumer", "status", "entries")
+            )
+        )
+        oldest, newest = iso_utc(preview.oldest_failed_at), iso_utc(preview.newest_failed_at)
+        out().print(f"failed_at from {oldest} to {newest}", highlight=False)
+    if result.cutoff is not None:
+        out().print(
+            f"older than {result.older_than}: failed_at before {iso_utc(result.cutoff)}",
+            highlight=False,
+        )
+    render_write_result(result.write, output)
+    if result.ineligible_ids:
+        shown = ", ".join(str(i) for i in result.ineligible_ids[:10])
+        more = len(result.ineligible_ids) - 10
+        note(f"not pending or not matching the filters (left alone): {shown}"
+             + (f" … and {more} more" if more > 0 else ""))  # fmt: skip
+    if result.write.skipped:
+        note(
+            f"{result.write.skipped} entries were skipped: another run (a replay) held them,"
+            " or they changed while this ran"
+        )

@@ -312,3 +312,50 @@ class DlqStats:
             data["by"] = self.by.value
             data["breakdown"] = [b.to_json() for b in self.breakdown]
         return data
+
+
+@dataclass(frozen=True)
+class MatchPreview:
+    """What a cleanup dry run would touch: counts per consumer × status and the age range."""
+
+    counts: tuple[MatchCount, ...]
+    oldest_failed_at: datetime | None
+    newest_failed_at: datetime | None
+
+    @property
+    def total(self) -> int:
+        return sum(c.count for c in self.counts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "by_consumer_status": [
+                {"consumer": c.consumer, "status": c.status.value, "count": c.count}
+                for c in self.counts
+            ],
+            "oldest_failed_at": iso_utc(self.oldest_failed_at),
+            "newest_failed_at": iso_utc(self.newest_failed_at),
+        }
+
+
+@dataclass
+class CleanupResult:
+    """What discard or purge did (or, dry run, would do), beyond the shared write summary."""
+
+    write: WriteResult
+    preview: MatchPreview | None = None
+    ineligible_ids: list[UUID] = field(default_factory=list)
+    older_than: str | None = None
+    cutoff: datetime | None = None
+    batches: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The SPEC §4 write-command object plus cleanup's own fields."""
+        data = self.write.to_json()
+        if self.write.action == "purge":
+            data["older_than"] = self.older_than
+            data["cutoff"] = iso_utc(self.cutoff)
+        if self.ineligible_ids:
+            data["ineligible_ids"] = [str(i) for i in self.ineligible_ids]
+        if self.preview is not None:
+            data.update(self.preview.to_json())
+        return data

@@ -1,0 +1,87 @@
+"""`dlqctl discard`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dlqctl.cli.context import app_state
+from dlqctl.cli.options import (
+    ConsumerOpt,
+    DryRunOpt,
+    ErrorOpt,
+    EventIdOpt,
+    IdsArg,
+    SinceOpt,
+    StatusOpt,
+    SummaryFormat,
+    SummaryOutputOpt,
+    UntilOpt,
+    YesOpt,
+    build_entry_filter,
+)
+
+
+def discard(
+    ctx: typer.Context,
+    ids: IdsArg = None,
+    consumer: ConsumerOpt = None,
+    status: StatusOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    error: ErrorOpt = None,
+    event_id: EventIdOpt = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="Why (stored on each entry and in the audit log).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    output: SummaryOutputOpt = SummaryFormat.TABLE,
+) -> None:
+    """Mark pending entries discarded: they stay for inspection but are never replayed.
+
+    Only pending entries change; the reason and who did it are stored on each entry and in
+    the audit log (`dlqctl history`). Explicit ids need no confirmation; filters do.
+
+    Example: dlqctl discard -c orders --error "unknown currency" --reason "bad deploy 1.4.2"
+    """
+    import sys
+
+    from dlqctl.cli import output as out
+    from dlqctl.cli.confirm import confirm_write
+    from dlqctl.cli.stopping import stop_on_signals
+    from dlqctl.core.errors import EXIT_INTERRUPTED
+    from dlqctl.usecases.cleanup import DiscardRequest, count_discard
+    from dlqctl.usecases.cleanup import discard as run_discard
+
+    entry_filter = build_entry_filter(
+        consumers=consumer, statuses=status, since=since, until=until, error=error,
+        event_id=event_id, ids=ids,
+    )  # fmt: skip
+    request = DiscardRequest(entry_filter=entry_filter, reason=reason, dry_run=dry_run)
+    settings = app_state(ctx).settings()
+    confirm_write(
+        verb="discard",
+        has_ids=bool(entry_filter.ids),
+        dry_run=dry_run,
+        yes=yes,
+        count=lambda: count_discard(settings, request),
+    )
+    progress = None
+    if not dry_run and sys.stderr.isatty():
+        progress = out.BatchProgress("discarding")
+    try:
+        with stop_on_signals() as should_stop:
+            result = run_discard(settings, request, progress=progress, should_stop=should_stop)
+    finally:
+        if progress is not None:
+            progress.close()
+    out.render_cleanup_result(result, output.value)
+    if result.write.outcome == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)

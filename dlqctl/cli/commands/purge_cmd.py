@@ -1,0 +1,134 @@
+"""`dlqctl purge`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dlqctl.cli.context import app_state
+from dlqctl.cli.options import (
+    ConsumerOpt,
+    DryRunOpt,
+    ErrorOpt,
+    EventIdOpt,
+    SinceOpt,
+    SummaryFormat,
+    SummaryOutputOpt,
+    UntilOpt,
+    YesOpt,
+    build_entry_filter,
+    parse_duration_option,
+)
+from dlqctl.core.cleanup import DEFAULT_PURGE_BATCH, MAX_BATCH
+from dlqctl.core.models import Status
+from dlqctl.core.timeparse import DURATION_HELP
+
+PENDING_WARNING = (
+    "--status pending was given: this also deletes PENDING entries, events that were never"
+    " replayed; they cannot be recovered afterwards"
+)
+
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="For cron: print nothing on success, one line on failure."),
+]
+
+
+def purge(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            show_default=False,
+            help=f"Delete entries whose failed_at is older than this: {DURATION_HELP}.",
+        ),
+    ],
+    consumer: ConsumerOpt = None,
+    status: Annotated[
+        list[Status] | None,
+        typer.Option(
+            "--status",
+            "-s",
+            case_sensitive=False,
+            show_default=False,
+            help="Only this status (repeatable). Default: replayed and discarded; pending"
+            " entries are deleted only when --status pending is given.",
+        ),
+    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    error: ErrorOpt = None,
+    event_id: EventIdOpt = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            max=MAX_BATCH,
+            help="Rows deleted per transaction (each batch commits on its own).",
+        ),
+    ] = DEFAULT_PURGE_BATCH,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    quiet: QuietOpt = False,
+    output: SummaryOutputOpt = SummaryFormat.TABLE,
+) -> None:
+    """Delete old entries in short batches (default: replayed and discarded ones).
+
+    Age is by failed_at. Each batch is its own short transaction and rows a running replay
+    holds are skipped, not waited for, so services keep writing while it runs. --dry-run
+    shows the counts per consumer and status and the age range, and deletes nothing.
+
+    Example: dlqctl purge --older-than 30d --yes --quiet
+    """
+    import sys
+
+    from dlqctl.cli import output as out
+    from dlqctl.cli.confirm import confirm_write
+    from dlqctl.cli.stopping import stop_on_signals
+    from dlqctl.core.errors import EXIT_INTERRUPTED
+    from dlqctl.usecases.cleanup import PurgeRequest, count_purge
+    from dlqctl.usecases.cleanup import purge as run_purge
+
+    entry_filter = build_entry_filter(
+        consumers=consumer, statuses=status, since=since, until=until, error=error,
+        event_id=event_id,
+    )  # fmt: skip
+    request = PurgeRequest(
+        entry_filter=entry_filter,
+        older_than=parse_duration_option("--older-than", older_than),
+        older_than_text=older_than.strip(),
+        batch_size=batch_size,
+        dry_run=dry_run,
+    )
+    settings = app_state(ctx).settings()
+    confirm_write(
+        verb="delete",
+        has_ids=False,
+        dry_run=dry_run,
+        yes=yes,
+        count=lambda: count_purge(settings, request),
+        warning=PENDING_WARNING if request.deletes_pending else None,
+    )
+    progress = None
+    if not quiet and not dry_run and sys.stderr.isatty():
+        progress = out.BatchProgress("deleting")
+    try:
+        with stop_on_signals() as should_stop:
+            result = run_purge(settings, request, progress=progress, should_stop=should_stop)
+    finally:
+        if progress is not None:
+            progress.close()
+    interrupted = result.write.outcome == "interrupted"
+    if quiet and output is SummaryFormat.TABLE:
+        if interrupted:
+            out.note(
+                f"purge interrupted: {result.write.succeeded} entries deleted,"
+                f" {result.write.skipped} left"
+            )
+    else:
+        out.render_cleanup_result(result, output.value)
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
