@@ -64,6 +64,8 @@ class DlqctlGroup(TyperGroup):
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.ClickException as exc:
+            # Typer's pydantic-based coercion prefixes its messages with "Value error, ".
+            exc.message = exc.message.removeprefix("Value error, ")
             exc.show()
             return exc.exit_code
         except DlqctlError as exc:

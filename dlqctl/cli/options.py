@@ -45,6 +45,7 @@ ConsumerOpt = Annotated[
         "--consumer",
         "-c",
         help="Only this consumer (repeatable).",
+        metavar="NAME",
         show_default=False,
         autocompletion=complete_consumer,
     ),
@@ -53,31 +54,40 @@ StatusOpt = Annotated[
     list[Status] | None,
     typer.Option(
         "--status", "-s", help="Only this status (repeatable).", case_sensitive=False,
-        show_default=False,
+        show_default=False, metavar="pending|replayed|discarded",
     ),
 ]  # fmt: skip
 SinceOpt = Annotated[
     str | None,
-    typer.Option("--since", help=f"failed_at >= this: {TIME_HELP}.", show_default=False),
+    typer.Option(
+        "--since", help=f"failed_at >= this: {TIME_HELP}.", show_default=False, metavar="TIME"
+    ),
 ]
 UntilOpt = Annotated[
     str | None,
-    typer.Option("--until", help=f"failed_at < this: {TIME_HELP}.", show_default=False),
+    typer.Option(
+        "--until", help=f"failed_at < this: {TIME_HELP}.", show_default=False, metavar="TIME"
+    ),
 ]
 ErrorOpt = Annotated[
     str | None,
     typer.Option(
         "--error", help="error_message contains this text (case-insensitive, literal).",
-        show_default=False,
+        show_default=False, metavar="TEXT",
     ),
 ]  # fmt: skip
 EventIdOpt = Annotated[
-    str | None, typer.Option("--event-id", help="Only this event_id (a UUID).", show_default=False)
+    str | None,
+    typer.Option(
+        "--event-id", help="Only this event_id (a UUID).", show_default=False, metavar="UUID"
+    ),
 ]
 IdsArg = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Entry ids or unique prefixes (at least 8 hex digits).", show_default=False
+        help="Entry ids or unique prefixes (at least 8 hex digits).",
+        show_default=False,
+        metavar="ID",
     ),
 ]
 DryRunOpt = Annotated[

@@ -61,11 +61,18 @@ def note(message: str) -> None:
 def key_value_table(
     title: str | None, rows: Iterable[tuple[str, ...]], headers: Sequence[str]
 ) -> Table:
-    table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
+    """A table of plain text: cells are never parsed as Rich markup (a consumer may be
+    called ``[x]``)."""
+    table = Table(
+        title=Text(title) if title else None,
+        show_header=True,
+        header_style="bold",
+        title_justify="left",
+    )
     for header in headers:
-        table.add_column(header, overflow="fold")
+        table.add_column(Text(header), overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
