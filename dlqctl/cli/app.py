@@ -17,7 +17,7 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 from dlqctl import __version__
-from dlqctl.cli.commands import config_cmd, history_cmd, migrate_cmd
+from dlqctl.cli.commands import config_cmd, history_cmd, migrate_cmd, replay_cmd
 from dlqctl.cli.context import AppState, debug_from_env, early_scrubber
 from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, DlqctlError
 from dlqctl.core.secrets import ScrubbingStream
@@ -151,6 +151,7 @@ def _configure_logging(level: int) -> None:
 
 
 app.command("migrate")(migrate_cmd.migrate)
+app.command("replay")(replay_cmd.replay)
 app.command("history")(history_cmd.history)
 app.command("config")(config_cmd.show_config)
 

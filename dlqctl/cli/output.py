@@ -10,13 +10,25 @@ import csv
 import functools
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from dlqctl.core.models import MatchCount, WriteResult
+from dlqctl.core.replay import ReplayPlan, TopicCount
 
 
 @functools.cache
@@ -97,3 +109,68 @@ def render_write_result(result: WriteResult, output: str) -> None:
         err().print(f"failed {dlq_id}: {error}", highlight=False, markup=False)
     if len(result.failures) > 20:
         err().print(f"… and {len(result.failures) - 20} more failures (use -o json for all)")
+
+
+def error_line(message: str) -> None:
+    """The one line a failed command ends with (as the error boundary prints them)."""
+    print(f"Error: {message}", file=sys.stderr)
+
+
+def render_routes(routes: Sequence[TopicCount], *, to_stdout: bool = False) -> None:
+    """Selected entries per consumer and target topic."""
+    table = key_value_table(
+        "target topics", ((r.consumer, r.topic, str(r.count)) for r in routes),
+        ("consumer", "topic", "entries"),
+    )  # fmt: skip
+    (out() if to_stdout else err()).print(table)
+
+
+class _RateColumn(ProgressColumn):
+    """Entries per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "-/s", style="progress.data.speed")
+
+
+class ReplayConsole:
+    """Replay's listener on the terminal: notes, the confirmation, a progress bar on stderr
+    (count, rate, ETA; only when stderr is a terminal)."""
+
+    def __init__(self, confirm: Callable[[ReplayPlan], None]) -> None:
+        self._confirm = confirm
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def confirm(self, plan: ReplayPlan) -> None:
+        self._confirm(plan)
+
+    def started(self, total: int) -> None:
+        if total and err().is_terminal:
+            self._progress = Progress(
+                TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                TimeRemainingColumn(), console=err(), transient=True,
+            )  # fmt: skip
+            self._task = self._progress.add_task("replay", total=total)
+            self._progress.start()
+
+    def advanced(self, attempted: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=attempted)
+
+    def note(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message, highlight=False, markup=False)
+        else:
+            note(message)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> ReplayConsole:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
