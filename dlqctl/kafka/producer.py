@@ -42,6 +42,8 @@ _UNAVAILABLE = frozenset(
     )
     if hasattr(RdKafkaError, name)
 )
+# syslog level 2: librdkafka's critical lines only.
+LOG_CRITICAL = 2
 # Seconds flush() waits beyond the delivery timeout before calling a report missing.
 FLUSH_GRACE = 5.0
 
@@ -86,6 +88,9 @@ class ReplayProducer:
         self.delivery_timeout = settings.kafka_delivery_timeout
         base = dict(settings.producer_config())
         base.pop("delivery.timeout.ms", None)  # an alias; the setting below decides
+        # librdkafka logs every failed connection attempt; the run reports the failure in
+        # one line (with the last error), so its own lines only show with --debug.
+        base.setdefault("log_level", "7" if settings.debug else str(LOG_CRITICAL))
         overrides: dict[str, Any] = {
             "acks": "all",
             "enable.idempotence": True,

@@ -8,6 +8,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from dlqctl.core.filters import EntryFilter
@@ -359,3 +360,19 @@ def test_library_use_without_listener_or_stop(conn: Any, db_url: str, broker: An
     assert (report.exit_code, report.result.succeeded, report.error) == (0, 3, None)
     assert sorted(dlq_ids_on(bootstrap, topic, 3)) == sorted(ids)
     assert header(read_topic(bootstrap, topic, 3)[0], "dlq-consumer") == "orders"
+
+
+def test_entries_held_by_another_transaction_are_skipped_not_failed(
+    conn: Any, db_url: str, broker: Any, cli: Any
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(5)])
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM dlq WHERE dlq_id = %s FOR UPDATE", (ids[2],))
+        result = cli("replay", "--yes", "-o", "json", env=replay_env(db_url, bootstrap))
+    assert result.exit_code == 0, result.output
+    summary = parse_json(result.stdout)
+    assert (summary["matched"], summary["succeeded"], summary["skipped"]) == (5, 4, 1)
+    assert sorted(dlq_ids_on(bootstrap, topic, 4)) == sorted(ids[:2] + ids[3:])
+    assert rows_by_id(conn)[ids[2]]["status"] == "pending"

@@ -83,7 +83,7 @@ def replay(
 
     from dlqctl.cli import output as out
     from dlqctl.cli.confirm import confirm_write, interactive
-    from dlqctl.cli.signals import stop_on_signals
+    from dlqctl.cli.signals import default_signals, stop_on_signals
     from dlqctl.core.replay import ReplayOptions, ReplayPlan
     from dlqctl.usecases.replay import replay as run_replay
 
@@ -102,7 +102,8 @@ def replay(
         confirm(count=list)  # off a terminal: refuse at once unless --yes, ids or --dry-run
 
     def ask(plan: ReplayPlan) -> None:
-        confirm(count=lambda: plan.match_counts, details=lambda: out.render_routes(plan.routes))
+        with default_signals():
+            confirm(count=lambda: plan.match_counts, details=lambda: out.render_routes(plan.routes))
 
     options = ReplayOptions(
         topic=topic, rate=rate, batch_size=batch_size, limit=limit, dry_run=dry_run
