@@ -15,7 +15,9 @@ import sys
 from bench.common import RESULTS, ROOT, write_results
 
 # suite name -> module with run(args) -> (tables, meta)
-SUITES: dict[str, str] = {}
+SUITES: dict[str, str] = {
+    "replay": "bench.replay",
+}
 
 
 def update_readme(suites: list[str]) -> None:
