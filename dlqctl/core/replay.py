@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
@@ -130,6 +131,30 @@ class ReplayReport:
         if self.result.outcome == "failed" or self.result.failed:
             return EXIT_FAILED
         return EXIT_OK
+
+
+class RateLimiter:
+    """Spaces messages ``1 / rate`` seconds apart (after an idle pause, at most one extra
+    message goes at once). ``wait`` sleeps and may return early (a stop event's wait)."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        wait: Callable[[float], object],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = 1.0 / rate
+        self._wait = wait
+        self._clock = clock
+        self.next_at = clock()
+
+    def pace(self) -> None:
+        """Return when the next message may go."""
+        delay = self.next_at - self._clock()
+        if delay > 0:
+            self._wait(delay)
+        self.next_at = max(self.next_at, self._clock() - self.interval) + self.interval
 
 
 def validate_topic_name(topic: str, where: str) -> str:

@@ -10,9 +10,7 @@ so a crash at any point can only cause a re-publish.
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +22,9 @@ from dlqctl.core.errors import DatabaseError, UsageError
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import MatchCount, Status, WriteResult
 from dlqctl.core.replay import (
+    DEFAULT_MESSAGE_MAX_BYTES,
     Headers,
+    RateLimiter,
     ReplayListener,
     ReplayOptions,
     ReplayPlan,
@@ -46,9 +46,6 @@ from dlqctl.db.connection import Connection, connect, describe_target, session
 from dlqctl.db.entries import resolve_ids, split_explicit_ids
 from dlqctl.kafka.producer import Deliveries, ReplayProducer
 from dlqctl.usecases.audit import audit_record
-
-log = logging.getLogger(__name__)
-
 
 APPLICATION_NAME = "dlqctl replay"
 # How many possibly oversized entries the preflight measures exactly.
@@ -122,8 +119,6 @@ def _select(
 
 
 def _max_bytes(settings: Settings) -> int:
-    from dlqctl.core.replay import DEFAULT_MESSAGE_MAX_BYTES
-
     try:
         return int(settings.producer_config().get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
     except ValueError:
@@ -236,23 +231,6 @@ def _preflight_topics(producer: ReplayProducer, plan: ReplayPlan) -> list[str]:
     ]
 
 
-class _RateLimiter:
-    """Spaces messages ``1 / rate`` seconds apart; waits end early when the run is stopped."""
-
-    def __init__(self, rate: float | None, stop: threading.Event) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
-        self.stop = stop
-        self.next_at = time.monotonic()
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        delay = self.next_at - time.monotonic()
-        if delay > 0:
-            self.stop.wait(delay)
-        self.next_at = max(self.next_at, time.monotonic() - self.interval) + self.interval
-
-
 class _Run:
     """One run's batches and counts."""
 
@@ -273,7 +251,7 @@ class _Run:
         self.options = options
         self.listener = listener
         self.stop = stop
-        self.limiter = _RateLimiter(options.rate, stop) if options.rate else None
+        self.limiter = RateLimiter(options.rate, wait=stop.wait) if options.rate else None
         self.succeeded = 0
         self.failures: list[tuple[UUID, str]] = []
         self.attempted = 0
@@ -359,7 +337,7 @@ class _Run:
                 continue  # held or changed by another run
             self.claimed += 1
             if limiter is not None:
-                limiter.wait()
+                limiter.pace()
             if stop.is_set():
                 continue  # interrupted: the rest of the batch is released unsent
             topic, key, value, headers = _message(row, override, topic_map)
@@ -418,7 +396,8 @@ class _Run:
         if result.failed:
             return (
                 f"{result.failed} of {result.failed + result.succeeded} entries were not"
-                " replayed (see the reasons above); they stay as they were"
+                " replayed: the broker refused them (reasons listed with the failures); they"
+                " stay as they were"
             )
         return None
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dlqctl.core.errors import UsageError
 from dlqctl.core.replay import (
     RECORD_OVERHEAD,
+    RateLimiter,
     ReplayOptions,
     compact_jsonb_text,
     list_ids,
@@ -135,3 +136,31 @@ def test_rate_bounds_the_batch_to_about_one_second() -> None:
 def test_list_ids_shortens_long_lists() -> None:
     assert list_ids(["a", "b"]) == "a, b"
     assert list_ids([str(i) for i in range(25)], limit=3) == "0, 1, 2 and 22 more"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_rate_limiter_spaces_messages() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(4, wait=clock.sleep, clock=clock)
+    sent_at = []
+    for _ in range(9):
+        limiter.pace()
+        sent_at.append(clock.now)
+    assert sent_at == [100.0 + i * 0.25 for i in range(9)]  # 4 per second, no burst
+    clock.now += 10  # idle (a slow claim): at most one extra message right away
+    limiter.pace()
+    limiter.pace()
+    limiter.pace()
+    assert clock.now == pytest.approx(112.25)
