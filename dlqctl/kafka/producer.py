@@ -70,15 +70,21 @@ class Deliveries:
         """The delivery callback (bound to a message's index with functools.partial)."""
         if err is None:
             self.acked.add(index)
-            return
+        else:
+            self.fail(index, err)
+
+    def fail(self, index: int, err: Any) -> None:
+        """A failed delivery (or a message produce() refused at once)."""
         self.errors[index] = describe(err)
-        if err.code() in _UNAVAILABLE or err.fatal():
+        if _is_unavailable(err):
             self.unavailable = True
 
-    def fail(self, index: int, reason: str, *, unavailable: bool = False) -> None:
-        """A message produce() refused at once (it never gets a report)."""
-        self.errors[index] = reason
-        self.unavailable = self.unavailable or unavailable
+
+def _is_unavailable(err: Any) -> bool:
+    try:
+        return bool(err.code() in _UNAVAILABLE or err.fatal())
+    except AttributeError:
+        return False
 
 
 class ReplayProducer:
@@ -154,8 +160,8 @@ class ReplayProducer:
         value: bytes | str,
         headers: Headers,
         on_delivery: Callable[[Any, Any], None],
-    ) -> str | None:
-        """Queue one message; the reason when librdkafka refuses it at once, else None."""
+    ) -> Any | None:
+        """Queue one message; librdkafka's error when it refuses it at once, else None."""
         while True:
             try:
                 self._producer.produce(
@@ -166,7 +172,7 @@ class ReplayProducer:
                 # The local queue is full: serve delivery reports until there is room.
                 self._producer.poll(0.05)
             except KafkaException as exc:
-                return describe(exc.args[0]) if exc.args else _text(exc)
+                return exc.args[0] if exc.args else _text(exc)
 
     def poll(self, timeout: float = 0) -> None:
         self._producer.poll(timeout)

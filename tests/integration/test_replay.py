@@ -266,6 +266,12 @@ def test_garbage_options_exit_2(args: list[str], cli: Any) -> None:
     assert "Traceback" not in result.output
 
 
+def test_no_bootstrap_servers_is_a_settings_error(cli: Any) -> None:
+    result = cli("replay", "--yes", env={"DLQCTL_DATABASE_URL": "postgresql://x@/y"})
+    assert result.exit_code == 2, result.output
+    assert "DLQCTL_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
 def test_missing_topic_gets_a_note_and_is_created_by_the_cluster(
     conn: Any, db_url: str, broker: Any, cli: Any
 ) -> None:
