@@ -84,6 +84,7 @@ def replay(
     from dlqctl.cli import output as out
     from dlqctl.cli.confirm import confirm_write, interactive
     from dlqctl.cli.signals import default_signals, stop_on_signals
+    from dlqctl.core.errors import EXIT_INTERRUPTED
     from dlqctl.core.replay import ReplayOptions, ReplayPlan
     from dlqctl.usecases.replay import replay as run_replay
 
@@ -114,6 +115,8 @@ def replay(
     if dry_run and output is SummaryFormat.TABLE and report.plan.routes:
         out.render_routes(report.plan.routes, to_stdout=True)
     out.render_write_result(report.result, output.value)
-    if report.error:
+    if report.error and report.exit_code == EXIT_INTERRUPTED:
+        out.note(report.error)
+    elif report.error:
         out.error_line(report.error)
     raise typer.Exit(report.exit_code)
