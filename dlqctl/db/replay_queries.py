@@ -1,10 +1,10 @@
 """Replay's queries: the plan, the oversize preflight, the batch claim and the mark.
 
-Every query walks the selection in (failed_at, dlq_id) order from a keyset cursor: one
-LATERAL per wanted status (and consumer, when given) reads the matching index
-(``idx_dlq_status_failed`` or ``idx_dlq_consumer_status_failed``) backwards from the cursor,
-so a batch costs the same at the start and at the end of a million rows, and nothing sorts
-more than a batch per status/consumer.
+A run walks the selection in (failed_at, dlq_id) order from a keyset cursor, reading the
+matching index (``idx_dlq_status_failed`` or ``idx_dlq_consumer_status_failed``) backwards
+from the cursor: one walk for one status and at most one consumer, else one LATERAL walk
+per status/consumer, merged. A batch costs the same at the start and at the end of a
+million rows, and nothing sorts more than a batch per walk.
 """
 
 from __future__ import annotations
