@@ -19,6 +19,7 @@ SUITES: dict[str, str] = {
     "consumer": "bench.consumer",
     "inspect": "bench.inspect",
     "purge": "bench.purge",
+    "replay": "bench.replay",
 }
 
 

@@ -9,6 +9,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -162,10 +163,16 @@ def run_process(
         stderr=subprocess.PIPE,
     )
     out, err = (b"", b"")
-    if not stdout_to_null:
-        out, err = proc.communicate()
-    else:
-        err = proc.stderr.read() if proc.stderr else b""
+    # Drain the pipes without reaping the child (communicate() would wait() for it and
+    # leave nothing for wait4).
+    errors: list[bytes] = []
+    stderr = proc.stderr
+    drain = threading.Thread(target=lambda: errors.append(stderr.read() if stderr else b""))
+    drain.start()
+    if not stdout_to_null and proc.stdout is not None:
+        out = proc.stdout.read()
+    drain.join()
+    err = errors[0]
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)

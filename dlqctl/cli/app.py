@@ -25,6 +25,7 @@ from dlqctl.cli.commands import (
     list_cmd,
     migrate_cmd,
     purge_cmd,
+    replay_cmd,
     show_cmd,
     stats_cmd,
 )
@@ -165,6 +166,7 @@ def _configure_logging(level: int) -> None:
 app.command("list")(list_cmd.list_entries)
 app.command("show")(show_cmd.show)
 app.command("stats")(stats_cmd.stats)
+app.command("replay")(replay_cmd.replay)
 app.command("discard")(discard_cmd.discard)
 app.command("purge")(purge_cmd.purge)
 app.command("consume")(consume_cmd.consume)

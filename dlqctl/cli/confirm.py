@@ -32,10 +32,12 @@ def confirm_write(
     yes: bool,
     count: Callable[[], Sequence[MatchCount]],
     warning: str | None = None,
+    details: Callable[[], None] | None = None,
 ) -> None:
     """Return when the write may go ahead; raise ConfirmationRequired or Declined otherwise.
 
-    ``count`` is only called when a prompt is shown.
+    ``count`` is only called when a prompt is shown; ``details`` renders more of what is
+    about to happen (on stderr) below the counts.
     """
     if has_ids or dry_run or yes:
         return
@@ -51,6 +53,8 @@ def confirm_write(
     if total == 0:
         return
     output.render_match_counts(counts, title=f"entries to {verb}")
+    if details is not None:
+        details()
     if warning:
         output.note(warning)
     if not typer.confirm(f"{verb.capitalize()} {total} entries?", default=False, err=True):

@@ -7,14 +7,26 @@ colour off when the stream is not a terminal and honours NO_COLOR.
 from __future__ import annotations
 
 import functools
+import json
 import os
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
 from rich.cells import cell_len, set_cell_size
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -32,6 +44,7 @@ from dlqctl.core.models import (
     compact_json,
     iso_utc,
 )
+from dlqctl.core.replay import ReplayPlan, TopicCount
 from dlqctl.core.timeparse import humanize_age
 
 
@@ -280,7 +293,6 @@ def render_entry(entry: DlqEntry, now: datetime) -> None:
 
 def _raw_summary(entry: DlqEntry, shown: str) -> str:
     """The raw bytes, unless they are just the payload's JSON."""
-    import json
 
     try:
         if json.loads(entry.event_raw or b"") == entry.event_payload:
@@ -442,3 +454,68 @@ def render_cleanup_result(result: CleanupResult, output: str) -> None:
             f"{result.write.skipped} entries were skipped: another run (a replay) held them,"
             " or they changed while this ran"
         )
+
+
+def error_line(message: str) -> None:
+    """The one line a failed command ends with (as the error boundary prints them)."""
+    print(f"Error: {message}", file=sys.stderr)
+
+
+def render_routes(routes: Sequence[TopicCount], *, to_stdout: bool = False) -> None:
+    """Selected entries per consumer and target topic."""
+    table = key_value_table(
+        "target topics", ((r.consumer, r.topic, str(r.count)) for r in routes),
+        ("consumer", "topic", "entries"),
+    )  # fmt: skip
+    (out() if to_stdout else err()).print(table)
+
+
+class _RateColumn(ProgressColumn):
+    """Entries per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "-/s", style="progress.data.speed")
+
+
+class ReplayConsole:
+    """Replay's listener on the terminal: notes, the confirmation, a progress bar on stderr
+    (count, rate, ETA; only when stderr is a terminal)."""
+
+    def __init__(self, confirm: Callable[[ReplayPlan], None]) -> None:
+        self._confirm = confirm
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def confirm(self, plan: ReplayPlan) -> None:
+        self._confirm(plan)
+
+    def started(self, total: int) -> None:
+        if total and err().is_terminal:
+            self._progress = Progress(
+                TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                TimeRemainingColumn(), console=err(), transient=True,
+            )  # fmt: skip
+            self._task = self._progress.add_task("replay", total=total)
+            self._progress.start()
+
+    def advanced(self, attempted: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=attempted)
+
+    def note(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message, highlight=False, markup=False)
+        else:
+            note(message)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> ReplayConsole:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,300 @@
+"""Replay's queries: the plan, the oversize preflight, the batch claim and the mark.
+
+A run walks the selection in (failed_at, dlq_id) order from a keyset cursor, reading the
+matching index (``idx_dlq_status_failed`` or ``idx_dlq_consumer_status_failed``) backwards
+from the cursor: one walk for one status and at most one consumer, else one LATERAL walk
+per status/consumer, merged. A batch costs the same at the start and at the end of a
+million rows, and nothing sorts more than a batch per walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import Status
+from dlqctl.db.connection import Connection
+from dlqctl.db.filters import SqlFilter, build_filter
+
+# Before every entry: the cursor of a run that has not claimed anything yet.
+START_AT = datetime(1, 1, 1, tzinfo=UTC)
+START_ID = "00000000-0000-0000-0000-000000000000"
+
+# Columns of a claimed row, in order (tuples, not dicts: this is the hot path).
+ID, FAILED_AT, CLAIMED, CONSUMER, EVENT_ID, RETRY_COUNT, SOURCE_TOPIC = range(7)
+EVENT_KEY, EVENT_HEADERS, EVENT_RAW, PAYLOAD = range(7, 11)
+
+# The message columns; the payload only as text and only when the raw bytes are missing.
+_MESSAGE_COLUMNS = (
+    "{t}.consumer, {t}.event_id::text AS event_id, {t}.retry_count, {t}.source_topic,"
+    " {t}.event_key, {t}.event_headers, {t}.event_raw,"
+    " CASE WHEN {t}.event_raw IS NULL THEN {t}.event_payload::text END AS payload"
+)
+_CLAIMED_COLUMNS = (
+    "c.consumer, c.event_id, c.retry_count, c.source_topic, c.event_key, c.event_headers,"
+    " c.event_raw, c.payload"
+)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The entries a run walks: the filter (statuses = the eligible ones) and explicit ids."""
+
+    entry_filter: EntryFilter
+    ids: Sequence[UUID] | None = None
+    started_at: datetime | None = None
+
+    @property
+    def statuses(self) -> list[str]:
+        return [s.value for s in (self.entry_filter.statuses or (Status.PENDING,))]
+
+    def up_to(self, newest: datetime) -> Selection:
+        """Only entries that failed no later than ``newest``: a run never chases entries
+        that arrive while it runs (its own replays failing again, for one)."""
+        horizon = newest + timedelta(microseconds=1)
+        until = self.entry_filter.until
+        if until is not None and until <= horizon:
+            return self
+        return replace(self, entry_filter=replace(self.entry_filter, until=horizon))
+
+    def conditions(self, *, walked: bool) -> SqlFilter:
+        """The filter's conditions (without status and consumer when the query walks them
+        itself) and the run's guard: an entry whose status changed after the run started
+        (another run replayed it, say) is no longer the run's."""
+        statuses = tuple(Status(s) for s in self.statuses)
+        where = build_filter(
+            self.entry_filter.with_statuses(statuses),
+            ids=self.ids,
+            include_consumers=not walked,
+            include_statuses=not walked,
+        )
+        if self.started_at is not None:
+            where.add(
+                "(status_changed_at IS NULL OR status_changed_at < %(started_at)s)",
+                started_at=self.started_at,
+            )
+        return where
+
+
+@dataclass(frozen=True)
+class PlanGroup:
+    """Selected entries of one consumer, status and recorded source topic."""
+
+    consumer: str
+    status: Status
+    source_topic: str | None
+    count: int
+    newest: datetime
+    maybe_oversize: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One claim: the rows walked (``CLAIMED`` false: held by another run) and the cursor."""
+
+    rows: list[tuple[Any, ...]]
+    cursor: tuple[datetime, str]
+
+
+def started_now(conn: Connection, selection: Selection) -> Selection:
+    """The selection of a run that starts now (the database's clock)."""
+    row = conn.execute("SELECT clock_timestamp() AS now").fetchone()
+    assert row is not None
+    return replace(selection, started_at=row["now"])
+
+
+def _pick(selection: Selection, columns: str) -> tuple[sql.Composed, dict[str, Any]]:
+    """Entries after the cursor in (failed_at, dlq_id) order, at most ``%(size)s``.
+
+    Parameters besides the filter's: after_at, after_id, size.
+    """
+    where = selection.conditions(walked=True)
+    params: dict[str, Any] = {"want_statuses": selection.statuses, **where.params}
+    sources: sql.Composable = sql.SQL("unnest(%(want_statuses)s::text[]) AS s(want_status)")
+    bind: sql.Composable = sql.SQL("dlq.status = s.want_status")
+    if selection.entry_filter.consumers:
+        sources = sql.SQL(
+            "unnest(%(want_consumers)s::text[]) AS k(want_consumer) CROSS JOIN {}"
+        ).format(sources)
+        bind = sql.SQL("dlq.consumer = k.want_consumer AND {}").format(bind)
+        params["want_consumers"] = list(selection.entry_filter.consumers)
+    query = sql.SQL(
+        "SELECT {columns} FROM {sources} CROSS JOIN LATERAL ("
+        " SELECT dlq.ctid AS row_ctid, dlq.dlq_id, dlq.failed_at, dlq.retry_count FROM dlq"
+        " WHERE {bind} AND (dlq.failed_at, dlq.dlq_id) > (%(after_at)s, %(after_id)s::uuid){filter}"
+        " ORDER BY dlq.failed_at, dlq.dlq_id LIMIT %(size)s) AS p"
+        " ORDER BY p.failed_at, p.dlq_id LIMIT %(size)s"
+    ).format(columns=sql.SQL(columns), sources=sources, bind=bind, filter=where.and_())
+    return query, params
+
+
+def _size_bound(table: str) -> str:
+    """An upper bound of the wire size of the entry's message, cheap for ordinary rows.
+
+    Values stored smaller than ``%(scan_from)s`` bytes count with their stored size (text
+    would be a little longer; the producer still refuses the rare one that does not fit).
+    Larger ones are measured as text, an upper bound of the compact JSON sent.
+    """
+
+    def measured(column: str) -> str:
+        return (
+            f"CASE WHEN pg_column_size({table}.{column}) >= %(scan_from)s"
+            f" THEN octet_length({table}.{column}::text)"
+            f" ELSE pg_column_size({table}.{column}) END"
+        )
+
+    return (
+        f"(512 + coalesce(octet_length({table}.event_key), 36)"
+        f" + coalesce(octet_length({table}.event_raw), {measured('event_payload')})"
+        f" + coalesce({measured('event_headers')}, 0))"
+    )
+
+
+def _size_params(max_bytes: int) -> dict[str, Any]:
+    # jsonb text is at most about twice its binary size, and a compressed value at most
+    # 255 times smaller than its binary size: below this nothing reaches max_bytes.
+    return {"max_bytes": max_bytes, "scan_from": max(1, max_bytes // 512)}
+
+
+def plan_groups(
+    conn: Connection, selection: Selection, *, limit: int | None, max_bytes: int
+) -> list[PlanGroup]:
+    """What the selection holds per consumer, status and source topic (with ``limit``: of
+    its first ``limit`` entries), and how many might exceed ``max_bytes``."""
+    aggregates = (
+        "d.consumer, d.status, d.source_topic, count(*) AS n, max(d.failed_at) AS newest,"
+        f" count(*) FILTER (WHERE {_size_bound('d')} > %(max_bytes)s) AS big"
+    )
+    if limit is None:
+        where = selection.conditions(walked=False)
+        query: sql.Composed = sql.SQL(
+            "SELECT {aggregates} FROM dlq d {where} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).format(aggregates=sql.SQL(aggregates), where=where.where())
+        params = dict(where.params)
+    else:
+        pick, params = _pick(selection, "p.row_ctid")
+        query = sql.SQL(
+            "SELECT {aggregates} FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).format(aggregates=sql.SQL(aggregates), pick=pick)
+        params.update(after_at=START_AT, after_id=START_ID, size=limit)
+    params.update(_size_params(max_bytes))
+    return [
+        PlanGroup(
+            consumer=r["consumer"],
+            status=Status(r["status"]),
+            source_topic=r["source_topic"],
+            count=r["n"],
+            newest=r["newest"],
+            maybe_oversize=r["big"],
+        )
+        for r in conn.execute(query, params)
+    ]
+
+
+def oversize_candidates(
+    conn: Connection, selection: Selection, *, limit: int | None, max_bytes: int, at_most: int
+) -> list[tuple[Any, ...]]:
+    """Rows (as a claim returns them) whose message may exceed ``max_bytes``, in order."""
+    pick, params = _pick(selection, "p.row_ctid, p.dlq_id, p.failed_at")
+    query = sql.SQL(
+        "SELECT sel.dlq_id::text, sel.failed_at, true, {columns}"
+        " FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid"
+        " WHERE {bound} > %(max_bytes)s ORDER BY sel.failed_at, sel.dlq_id LIMIT %(at_most)s"
+    ).format(
+        columns=sql.SQL(_MESSAGE_COLUMNS.format(t="d")),
+        pick=pick,
+        bound=sql.SQL(_size_bound("d")),
+    )
+    params.update(after_at=START_AT, after_id=START_ID, size=limit, at_most=at_most)
+    params.update(_size_params(max_bytes))
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def claim_sql(selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
+    """The claim of one batch and its fixed parameters (add after_at, after_id, size).
+
+    One status and at most one consumer: a plain ``FOR UPDATE SKIP LOCKED`` walk of the
+    matching index; the lock's recheck of the conditions drops an entry another run
+    changed meanwhile. Otherwise the rows are picked with one LATERAL walk per
+    status/consumer, then locked by ctid with SKIP LOCKED, rechecking status and
+    retry_count; rows not locked come back with ``claimed`` false.
+    """
+    if _walks_one_index(selection):
+        return _direct_claim_sql(selection)
+    pick, params = _pick(selection, "p.row_ctid, p.dlq_id, p.failed_at, p.retry_count")
+    query = sql.SQL(
+        "WITH picked AS MATERIALIZED ({pick}),"
+        " claimed AS MATERIALIZED ("
+        "  SELECT d.dlq_id, {columns} FROM picked JOIN dlq d ON d.ctid = picked.row_ctid"
+        "  WHERE d.status = ANY(%(want_statuses)s::text[])"
+        "   AND d.retry_count = picked.retry_count"
+        "  FOR UPDATE OF d SKIP LOCKED)"
+        " SELECT picked.dlq_id::text, picked.failed_at, c.dlq_id IS NOT NULL, {claimed}"
+        " FROM picked LEFT JOIN claimed c ON c.dlq_id = picked.dlq_id"
+        " ORDER BY picked.failed_at, picked.dlq_id"
+    ).format(
+        pick=pick,
+        columns=sql.SQL(_MESSAGE_COLUMNS.format(t="d")),
+        claimed=sql.SQL(_CLAIMED_COLUMNS),
+    )
+    return query, params
+
+
+def _walks_one_index(selection: Selection) -> bool:
+    return len(selection.statuses) == 1 and len(selection.entry_filter.consumers) <= 1
+
+
+def _direct_claim_sql(selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
+    where = selection.conditions(walked=True)
+    params: dict[str, Any] = {"want_status": selection.statuses[0], **where.params}
+    # Equalities (not = ANY): the planner walks the index in order only for those.
+    bind = "dlq.status = %(want_status)s"
+    if selection.entry_filter.consumers:
+        bind += " AND dlq.consumer = %(want_consumer)s"
+        params["want_consumer"] = selection.entry_filter.consumers[0]
+    query = sql.SQL(
+        "SELECT dlq.dlq_id::text, dlq.failed_at, true, {columns} FROM dlq"
+        " WHERE {bind} AND (dlq.failed_at, dlq.dlq_id) > (%(after_at)s, %(after_id)s::uuid){filter}"
+        " ORDER BY dlq.failed_at, dlq.dlq_id LIMIT %(size)s FOR UPDATE SKIP LOCKED"
+    ).format(
+        columns=sql.SQL(_MESSAGE_COLUMNS.format(t="dlq")), bind=sql.SQL(bind), filter=where.and_()
+    )
+    return query, params
+
+
+def claim_batch(
+    conn: Connection,
+    query: sql.Composed,
+    params: dict[str, Any],
+    cursor: tuple[datetime, str],
+    size: int,
+) -> Batch:
+    """Lock the next ``size`` entries after ``cursor`` (in the open transaction)."""
+    params = {**params, "after_at": cursor[0], "after_id": cursor[1], "size": size}
+    with conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(query, params).fetchall()
+    return Batch(rows=rows, cursor=(rows[-1][FAILED_AT], rows[-1][ID]) if rows else cursor)
+
+
+# clock_timestamp(), not now(): the moment of the mark, which other runs compare with the
+# moment they started (Selection.conditions).
+_MARK = """
+UPDATE dlq SET status = 'replayed', retry_count = retry_count + 1,
+       status_changed_at = clock_timestamp(),
+       status_changed_by = %(actor)s, status_reason = NULL
+WHERE dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def mark_replayed(conn: Connection, ids: Sequence[str], actor: str) -> int:
+    """Mark the delivered entries of this transaction's batch replayed."""
+    return conn.execute(_MARK, {"ids": list(ids), "actor": actor}).rowcount

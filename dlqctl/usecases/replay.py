@@ -1,0 +1,440 @@
+"""`dlqctl replay`: republish entries to Kafka and mark them replayed (SPEC §5).
+
+The run walks the selection in (failed_at, dlq_id) order with a keyset cursor. Each batch
+is one transaction: claim (``FOR UPDATE SKIP LOCKED``) → produce → flush → mark only the
+entries whose delivery report had no error → commit. Marking batch N (UPDATE + COMMIT, the
+slow part) overlaps with claiming and producing batch N+1 on a second connection; Kafka
+still sees the batches strictly in order, and nothing is marked before it was delivered,
+so a crash at any point can only cause a re-publish.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from dlqctl.core.errors import DatabaseError, UsageError
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import MatchCount, Status, WriteResult
+from dlqctl.core.replay import (
+    DEFAULT_MESSAGE_MAX_BYTES,
+    Headers,
+    RateLimiter,
+    ReplayListener,
+    ReplayOptions,
+    ReplayPlan,
+    ReplayReport,
+    SilentListener,
+    TopicCount,
+    compact_jsonb_text,
+    list_ids,
+    message_headers,
+    missing_topic_error,
+    resolve_topic,
+    validate_topic_name,
+    wire_size,
+)
+from dlqctl.core.settings import Settings
+from dlqctl.db import replay_queries as q
+from dlqctl.db.audit import record_action
+from dlqctl.db.connection import Connection, connect, describe_target, session
+from dlqctl.db.entries import resolve_ids, split_explicit_ids
+from dlqctl.kafka.producer import Deliveries, ReplayProducer
+from dlqctl.usecases.audit import audit_record
+
+APPLICATION_NAME = "dlqctl replay"
+# How many possibly oversized entries the preflight measures exactly.
+OVERSIZE_CHECK_ROWS = 1000
+
+
+Message = tuple[str, bytes | str, bytes | str, Headers]
+
+
+def _message(row: Sequence[Any], topic: str | None, topic_map: dict[str, str]) -> Message:
+    """(topic, key, value, headers) of the Kafka message for one claimed row (SPEC §5)."""
+    consumer = row[q.CONSUMER]
+    event_key, event_raw = row[q.EVENT_KEY], row[q.EVENT_RAW]
+    return (
+        topic or row[q.SOURCE_TOPIC] or topic_map[consumer],
+        event_key if event_key is not None else row[q.EVENT_ID],
+        event_raw if event_raw is not None else compact_jsonb_text(row[q.PAYLOAD]),
+        message_headers(row[q.EVENT_HEADERS], row[q.ID], consumer, row[q.RETRY_COUNT] + 1),
+    )
+
+
+def replay(
+    settings: Settings,
+    entry_filter: EntryFilter,
+    options: ReplayOptions,
+    *,
+    listener: ReplayListener | None = None,
+    stop: threading.Event | None = None,
+) -> ReplayReport:
+    """Replay the selected entries; ``stop`` ends the run cleanly after the in-flight batch."""
+    listener = listener or SilentListener()
+    stop = stop or threading.Event()
+    if options.topic is not None:
+        validate_topic_name(options.topic, "--topic")
+    # Created before the first query: its connection and idempotent start-up (~0.5 s)
+    # overlap with planning.
+    producer = None if options.dry_run else ReplayProducer(settings)
+    try:
+        with session(settings.dsn, application_name=APPLICATION_NAME) as conn:
+            selection, explicit, ineligible = _select(conn, entry_filter)
+            max_bytes = producer.max_message_bytes if producer else _max_bytes(settings)
+            plan, selection = _plan(conn, selection, options, settings, max_bytes, ineligible)
+            conn.rollback()
+            if producer is None:
+                listener.note("dry run: nothing is sent or changed (Kafka is not contacted)")
+                return _dry_run_report(plan)
+            for note in _preflight_topics(producer, plan):
+                listener.note(note)
+            listener.confirm(plan)
+            run = _Run(settings, conn, producer, selection, options, listener, stop)
+            result = run.execute(plan)
+            report = ReplayReport(result=result, plan=plan, error=run.error_line(result))
+            _audit(conn, settings, report, entry_filter, explicit, options, listener)
+            return report
+    finally:
+        if producer is not None:
+            producer.close()
+
+
+def _select(
+    conn: Connection, entry_filter: EntryFilter
+) -> tuple[q.Selection, list[UUID], list[UUID]]:
+    """The selection (eligible statuses; explicit ids resolved) and the ineligible ids."""
+    statuses = entry_filter.statuses or (Status.PENDING,)
+    eligible_filter = entry_filter.with_statuses(statuses)
+    if not entry_filter.ids:
+        return q.Selection(eligible_filter), [], []
+    resolved = resolve_ids(conn, entry_filter.ids)
+    eligible, ineligible = split_explicit_ids(conn, resolved, entry_filter, statuses)
+    return q.Selection(eligible_filter, ids=eligible), eligible, ineligible
+
+
+def _max_bytes(settings: Settings) -> int:
+    try:
+        return int(settings.producer_config().get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
+    except ValueError:
+        return DEFAULT_MESSAGE_MAX_BYTES
+
+
+def _plan(
+    conn: Connection,
+    selection: q.Selection,
+    options: ReplayOptions,
+    settings: Settings,
+    max_bytes: int,
+    ineligible: list[UUID],
+) -> tuple[ReplayPlan, q.Selection]:
+    """Count the selection per consumer and target topic; refuse before anything is sent
+    when an entry has no target topic or cannot fit in a message."""
+    selection = q.started_now(conn, selection)
+    groups = q.plan_groups(conn, selection, limit=options.limit, max_bytes=max_bytes)
+    unresolved = [
+        g.consumer
+        for g in groups
+        if resolve_topic(options.topic, g.source_topic, g.consumer, settings.topic_map) is None
+    ]
+    if unresolved:
+        raise missing_topic_error(unresolved)
+    routes: Counter[tuple[str, str]] = Counter()
+    statuses: Counter[tuple[str, Status]] = Counter()
+    for g in groups:
+        topic = resolve_topic(options.topic, g.source_topic, g.consumer, settings.topic_map)
+        assert topic is not None
+        if g.source_topic is None or options.topic:
+            where = "--topic" if options.topic else f"the topic map entry for {g.consumer!r}"
+            validate_topic_name(topic, where)
+        routes[(g.consumer, topic)] += g.count
+        statuses[(g.consumer, g.status)] += g.count
+    plan = ReplayPlan(
+        total=sum(g.count for g in groups),
+        match_counts=[MatchCount(c, s, n) for (c, s), n in sorted(statuses.items())],
+        routes=[TopicCount(c, t, n) for (c, t), n in sorted(routes.items())],
+        ineligible=ineligible,
+    )
+    if groups:
+        selection = selection.up_to(max(g.newest for g in groups))
+    if any(g.maybe_oversize for g in groups):
+        _refuse_oversize(conn, selection, options, settings, max_bytes)
+    return plan, selection
+
+
+def _refuse_oversize(
+    conn: Connection,
+    selection: q.Selection,
+    options: ReplayOptions,
+    settings: Settings,
+    max_bytes: int,
+) -> None:
+    rows = q.oversize_candidates(
+        conn, selection, limit=options.limit, max_bytes=max_bytes, at_most=OVERSIZE_CHECK_ROWS
+    )
+    too_big = []
+    for row in rows:
+        _, key, value, headers = _message(row, options.topic, settings.topic_map)
+        if wire_size(key, value, headers) > max_bytes:
+            too_big.append(row[q.ID])
+    if too_big:
+        raise UsageError(
+            f"{len(too_big)} selected entries do not fit in one Kafka message"
+            f" (producer message.max.bytes = {max_bytes}): {list_ids(too_big)};"
+            " leave them out of the selection, or raise message.max.bytes in"
+            " DLQCTL_KAFKA_PRODUCER_CONFIG (and the topic's max.message.bytes)"
+        )
+
+
+def _dry_run_report(plan: ReplayPlan) -> ReplayReport:
+    result = WriteResult(
+        action="replay",
+        dry_run=True,
+        matched=plan.total,
+        succeeded=plan.total,
+        ineligible=len(plan.ineligible),
+        topics=plan.topics,
+    )
+    return ReplayReport(result=result, plan=plan)
+
+
+def _preflight_topics(producer: ReplayProducer, plan: ReplayPlan) -> list[str]:
+    """Every target topic exists, or the cluster creates topics on first use (notes say
+    so); UsageError when it says it does not, KafkaError when it cannot be reached."""
+    if not plan.topics:
+        return []
+    existing = producer.existing_topics()
+    missing = sorted(set(plan.topics) - existing)
+    if not missing:
+        return []
+    names = ", ".join(missing)
+    auto = producer.auto_creates_topics()
+    if auto is False:
+        raise UsageError(
+            f"target topic(s) {names} do not exist and the cluster does not create topics"
+            " on first use (auto.create.topics.enable=false): create them first"
+        )
+    if auto:
+        return [
+            f"topic(s) {names} do not exist yet: the cluster will create them on first use"
+            " (auto.create.topics.enable=true) with its default partitions and settings"
+        ]
+    return [
+        f"topic(s) {names} do not exist yet: the cluster creates them on first use if it"
+        " auto-creates topics (it did not report auto.create.topics.enable); otherwise"
+        " their entries fail and stay pending"
+    ]
+
+
+class _Run:
+    """One run's batches and counts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        conn: Connection,
+        producer: ReplayProducer,
+        selection: q.Selection,
+        options: ReplayOptions,
+        listener: ReplayListener,
+        stop: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.producer = producer
+        self.selection = selection
+        self.options = options
+        self.listener = listener
+        self.stop = stop
+        self.limiter = RateLimiter(options.rate, wait=stop.wait) if options.rate else None
+        self.succeeded = 0
+        self.failures: list[tuple[UUID, str]] = []
+        self.attempted = 0
+        self.claimed = 0
+        self.topics: Counter[str] = Counter()
+        self.unavailable: str | None = None
+        self.interrupted = False
+
+    def execute(self, plan: ReplayPlan) -> WriteResult:
+        self.listener.started(plan.total)
+        if plan.total:
+            second = connect(self.settings.dsn, application_name=APPLICATION_NAME)
+            try:
+                with ThreadPoolExecutor(1, thread_name_prefix="dlqctl-mark") as marker:
+                    self._batches([self.conn, second], marker)
+            finally:
+                second.close()
+        # Skipped: selected when the run was planned but not attempted by it (held or
+        # changed by another run, or not reached after an interrupt or a broker failure).
+        attempted = self.succeeded + len(self.failures)
+        skipped = max(0, plan.total - attempted)
+        if self.interrupted:
+            outcome = "interrupted"
+        elif self.unavailable or self.failures:
+            outcome = "failed"
+        else:
+            outcome = "ok"
+        return WriteResult(
+            action="replay",
+            dry_run=False,
+            matched=attempted + skipped,
+            succeeded=self.succeeded,
+            failed=len(self.failures),
+            skipped=skipped,
+            ineligible=len(plan.ineligible),
+            failures=self.failures,
+            topics=dict(sorted(self.topics.items())),
+            outcome=outcome,
+        )
+
+    def _batches(self, conns: list[Connection], marker: ThreadPoolExecutor) -> None:
+        query, params = q.claim_sql(self.selection)
+        size = self.options.effective_batch_size()
+        limit = self.options.limit
+        cursor: tuple[Any, str] = (q.START_AT, q.START_ID)
+        marking: Future[None] | None = None
+        turn = 0
+        try:
+            while not self.stop.is_set() and not self.unavailable:
+                want = size if limit is None else min(size, limit - self.claimed)
+                if want <= 0:
+                    break
+                conn = conns[turn % 2]
+                turn += 1
+                batch = q.claim_batch(conn, query, params, cursor, want)
+                if not batch.rows:
+                    conn.rollback()
+                    break
+                cursor = batch.cursor
+                delivered = self._publish(batch.rows)
+                # The previous batch's commit must be done before this one's mark starts
+                # (one marker thread, and the order of commits follows the batches).
+                if marking is not None:
+                    marking.result()
+                marking = marker.submit(self._mark, conn, delivered)
+                self.listener.advanced(self.attempted)
+                if self.producer.fatal_error and not self.unavailable:
+                    self.unavailable = self.producer.fatal_error
+        finally:
+            if marking is not None:
+                marking.result()
+        self.interrupted = self.stop.is_set()
+
+    def _publish(self, rows: list[tuple[Any, ...]]) -> list[str]:
+        """Produce the claimed rows, wait for their reports; the ids delivered."""
+        producer, stop, limiter = self.producer, self.stop, self.limiter
+        override, topic_map = self.options.topic, self.settings.topic_map
+        deliveries = Deliveries()
+        report = deliveries.report
+        sent: list[tuple[int, str, str]] = []
+        for index, row in enumerate(rows):
+            if not row[q.CLAIMED]:
+                continue  # held or changed by another run
+            self.claimed += 1
+            if limiter is not None:
+                limiter.pace()
+            if stop.is_set():
+                continue  # interrupted: the rest of the batch is released unsent
+            topic, key, value, headers = _message(row, override, topic_map)
+            refused = producer.produce(topic, key, value, headers, partial(report, index))
+            if refused is not None:
+                deliveries.fail(index, refused)
+            sent.append((index, row[q.ID], topic))
+        unreported = producer.flush() if sent else 0
+        delivered: list[str] = []
+        errors = deliveries.errors
+        for index, dlq_id, topic in sent:
+            if index in errors:
+                self.failures.append((UUID(dlq_id), errors[index]))
+            elif index in deliveries.acked:
+                delivered.append(dlq_id)
+                self.topics[topic] += 1
+            else:
+                self.failures.append(
+                    (UUID(dlq_id), f"no delivery report within {producer.delivery_timeout:g}s")
+                )
+        self.attempted += len(sent)
+        self.succeeded += len(delivered)
+        if unreported or deliveries.unavailable:
+            reason = next(iter(errors.values()), "no delivery report")
+            self.unavailable = reason
+        return delivered
+
+    def _mark(self, conn: Connection, ids: list[str]) -> None:
+        """Mark the delivered ids and commit the batch (runs on the marker thread)."""
+        try:
+            if ids:
+                q.mark_replayed(conn, ids, self.settings.actor)
+            conn.commit()
+        except Exception as exc:
+            raise DatabaseError(
+                f"{len(ids)} entries were delivered but could not be marked replayed"
+                f" ({_first_line(exc)} at {describe_target(self.settings.dsn)}); they stay"
+                " pending and the next replay publishes them again"
+            ) from None
+
+    def error_line(self, result: WriteResult) -> str | None:
+        """One line on stderr saying why the run failed or stopped, or None."""
+        if result.outcome == "interrupted":
+            return (
+                f"interrupted: {result.succeeded} entries replayed, {result.failed} failed,"
+                f" {result.skipped} not attempted (they stay as they were)"
+            )
+        if self.unavailable:
+            last = self.producer.last_error
+            return (
+                f"Kafka stopped acknowledging ({self.unavailable}"
+                f"{'; last error: ' + last if last else ''}): {result.failed} entries failed,"
+                f" {result.skipped} were not attempted; they stay as they were — rerun the same"
+                " command when the brokers are back"
+            )
+        if result.failed:
+            return (
+                f"{result.failed} of {result.failed + result.succeeded} entries were not"
+                " replayed: the broker refused them (reasons listed with the failures); they"
+                " stay as they were"
+            )
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _audit(
+    conn: Connection,
+    settings: Settings,
+    report: ReplayReport,
+    entry_filter: EntryFilter,
+    explicit: list[UUID],
+    options: ReplayOptions,
+    listener: ReplayListener,
+) -> None:
+    """One audit row for the run; failing to write it is a warning, not the run's outcome."""
+    details: dict[str, Any] = {
+        "options": {
+            k: v
+            for k, v in (
+                ("topic", options.topic),
+                ("rate", options.rate),
+                ("batch_size", options.batch_size),
+                ("limit", options.limit),
+            )
+            if v is not None
+        },
+    }
+    if report.error:
+        details["error"] = report.error
+    record = audit_record(settings, report.result, entry_filter, ids=explicit, details=details)
+    try:
+        record_action(conn, record)
+        conn.commit()
+    except Exception as exc:
+        conn.rollback()
+        listener.note(f"warning: could not record the audit row: {_first_line(exc)}")

@@ -1,0 +1,260 @@
+"""Replay under faults: dead and failing brokers, a restarted broker, kill -9, signals.
+
+Invariant checked throughout: every entry marked replayed is on the topic; entries whose
+delivery failed stay as they were and are reported with the broker's reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.replay import ReplayOptions, ReplayPlan, SilentListener
+from dlqctl.embedded.process import free_port
+from dlqctl.embedded.tansu import EmbeddedBroker
+from dlqctl.usecases.replay import replay
+from tests.factories import entry, insert_entries
+from tests.faults.mock_cluster import API_PRODUCE, ERR_INVALID_RECORD, MockCluster
+from tests.helpers import run_dlqctl_process
+from tests.kafka_helpers import create_topic, unique_name
+from tests.replay_helpers import (
+    audit_rows,
+    dlq_ids_on,
+    parse_json,
+    replay_env,
+    replay_settings,
+    replayed_ids,
+    rows_by_id,
+)
+
+# Short, so that failure paths finish quickly; the guards around them are generous.
+DELIVERY_TIMEOUT = 2
+
+
+def start_dlqctl(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``python -m dlqctl ARGS`` in the background (no inherited DLQCTL_/PG* variables)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
+    full_env.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlqctl", *args], env=full_env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def wait_for(
+    condition: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"dlqctl exited {proc.returncode} early: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+def assert_every_replayed_entry_is_on_the_topic(conn: Any, bootstrap: str, topic: str) -> None:
+    marked = replayed_ids(conn)
+    published = set(dlq_ids_on(bootstrap, topic, len(marked)))
+    assert marked <= published, f"marked but not published: {marked - published}"
+
+
+def test_broker_down_before_start_exits_1_within_the_timeout_and_marks_nothing(
+    conn: Any, db_url: str
+) -> None:
+    insert_entries(conn, [entry(source_topic="orders") for _ in range(5)])
+    before = rows_by_id(conn)
+    bootstrap = f"127.0.0.1:{free_port()}"
+    env = replay_env(db_url, bootstrap, DLQCTL_KAFKA_DELIVERY_TIMEOUT=str(DELIVERY_TIMEOUT))
+
+    result = run_dlqctl_process("replay", "--yes", env=env, timeout=60)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: cannot reach Kafka at {bootstrap} within {DELIVERY_TIMEOUT}s: Failed to get"
+        " metadata: Local: Broker transport failure (check DLQCTL_KAFKA_BOOTSTRAP_SERVERS and"
+        " that the brokers are up)"
+    ]
+    assert rows_by_id(conn) == before
+
+
+def test_invalid_record_on_one_batch_fails_it_and_delivers_the_rest(
+    conn: Any, db_url: str, cli: Any
+) -> None:
+    with MockCluster() as cluster:
+        topic = cluster.create_topic(unique_name())
+        ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(30)])
+        cluster.fail_requests(API_PRODUCE, [ERR_INVALID_RECORD])
+
+        result = cli("replay", "--yes", "--batch-size", "10", "-o", "json",
+                     env=replay_env(db_url, cluster.bootstrap_servers))  # fmt: skip
+
+        assert result.exit_code == 1, result.output
+        summary = parse_json(result.stdout)
+        assert (summary["succeeded"], summary["failed"], summary["skipped"]) == (20, 10, 0)
+        failed = {uuid.UUID(f["dlq_id"]) for f in summary["failures"]}
+        assert failed == set(ids[:10])  # the first batch, one produce request
+        assert {f["error"] for f in summary["failures"]} == {
+            "Broker: Broker failed to validate record (INVALID_RECORD)"
+        }
+        assert "10 of 30 entries were not replayed" in result.stderr
+        rows = rows_by_id(conn)
+        for dlq_id in ids:
+            expected = ("pending", 0) if dlq_id in failed else ("replayed", 1)
+            assert (rows[dlq_id]["status"], rows[dlq_id]["retry_count"]) == expected
+        assert sorted(dlq_ids_on(cluster.bootstrap_servers, topic, 20)) == sorted(ids[10:])
+        assert audit_rows(conn)[0]["outcome"] == "failed"
+
+
+class _AfterBatch(SilentListener):
+    """Runs ``fault`` once, right after the run's first batch was published."""
+
+    def __init__(self, fault: Callable[[], None]) -> None:
+        self.fault = fault
+        self.done = False
+
+    def advanced(self, attempted: int) -> None:
+        if not self.done:
+            self.done = True
+            self.fault()
+
+
+def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
+    conn: Any, db_url: str
+) -> None:
+    with MockCluster() as cluster:
+        topic = cluster.create_topic(unique_name())
+        ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(50)])
+        settings = replay_settings(db_url, cluster.bootstrap_servers,
+                                   kafka_delivery_timeout=DELIVERY_TIMEOUT)  # fmt: skip
+
+        started = time.monotonic()
+        report = replay(settings, EntryFilter(), ReplayOptions(batch_size=10),
+                        listener=_AfterBatch(cluster.broker_down))  # fmt: skip
+
+        assert time.monotonic() - started < 60  # a generous guard, not a timing assertion
+        result = report.result
+        assert report.exit_code == 1 and result.outcome == "failed"
+        assert (result.succeeded, result.failed, result.skipped) == (10, 10, 30)
+        assert all("_MSG_TIMED_OUT" in reason for _, reason in result.failures)
+        assert report.error is not None and report.error.startswith("Kafka stopped acknowledging")
+        assert replayed_ids(conn) == set(ids[:10])
+        pending = {i for i, r in rows_by_id(conn).items() if r["status"] == "pending"}
+        assert pending == set(ids[10:])
+        cluster.broker_up()
+        assert sorted(dlq_ids_on(cluster.bootstrap_servers, topic, 10)) == sorted(ids[:10])
+
+
+def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
+    conn: Any, db_url: str
+) -> None:
+    # A restarted tansu is an empty cluster, and the idempotent producer is wedged on
+    # UNKNOWN_PRODUCER_ID (infra recipe §3.3): the run must still end, and report.
+    with EmbeddedBroker() as broker:
+        topic = create_topic(broker.bootstrap_servers)
+        ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(40)])
+        settings = replay_settings(db_url, broker.bootstrap_servers,
+                                   kafka_delivery_timeout=DELIVERY_TIMEOUT)  # fmt: skip
+
+        started = time.monotonic()
+        report = replay(settings, EntryFilter(), ReplayOptions(batch_size=10),
+                        listener=_AfterBatch(broker.restart))  # fmt: skip
+
+        assert time.monotonic() - started < 60
+        result = report.result
+        assert report.exit_code == 1 and result.outcome == "failed"
+        assert result.succeeded == 10 and result.failed >= 1
+        assert result.succeeded + result.failed + result.skipped == 40
+        assert replayed_ids(conn) == set(ids[:10])
+        assert report.error is not None and "Kafka stopped acknowledging" in report.error
+
+
+def test_kill_9_at_several_points_never_leaves_a_marked_entry_unpublished(
+    conn: Any, db_url: str, broker: Any
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(600)])
+    env = replay_env(db_url, bootstrap)
+    kill_points: list[Callable[[], bool]] = [
+        lambda: True,  # while it starts: before any batch
+        lambda: len(replayed_ids(conn)) >= 1,  # right after a first commit
+        lambda: len(replayed_ids(conn)) >= 200,  # in full flow
+    ]
+    for reached in kill_points:
+        proc = start_dlqctl("replay", "--yes", "--batch-size", "25", "--rate", "500", env=env)
+        wait_for(reached, proc)
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert_every_replayed_entry_is_on_the_topic(conn, bootstrap, topic)
+
+    rerun = run_dlqctl_process("replay", "--yes", "-o", "json", env=env, timeout=120)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert replayed_ids(conn) == set(ids)
+    assert {r["retry_count"] for r in rows_by_id(conn).values()} == {1}
+    published = dlq_ids_on(bootstrap, topic, len(ids))
+    assert set(published) == set(ids)  # at least once each (a kill may cause a re-publish)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_finishes_the_batch_in_flight_and_exits_130(
+    conn: Any, db_url: str, broker: Any, signum: signal.Signals
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    insert_entries(conn, [entry(source_topic=topic) for _ in range(400)])
+    proc = start_dlqctl("replay", "--yes", "--batch-size", "20", "--rate", "100", "-o", "json",
+                        env=replay_env(db_url, bootstrap))  # fmt: skip
+    wait_for(lambda: len(replayed_ids(conn)) >= 40, proc)
+
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, stderr
+    summary = parse_json(stdout)
+    marked = replayed_ids(conn)
+    assert summary["succeeded"] == len(marked) < 400
+    assert summary["failed"] == 0
+    assert summary["skipped"] == 400 - len(marked)
+    assert "interrupted:" in stderr
+    assert_every_replayed_entry_is_on_the_topic(conn, bootstrap, topic)
+    assert {r["status"] for r in rows_by_id(conn).values()} == {"pending", "replayed"}
+    (audit,) = audit_rows(conn)
+    assert audit["outcome"] == "interrupted"
+    assert audit["counts"]["succeeded"] == len(marked)
+
+
+class _ConfirmThen(SilentListener):
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+
+    def confirm(self, plan: ReplayPlan) -> None:
+        self.action()
+
+
+def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
+    conn: Any, db_url: str
+) -> None:
+    with MockCluster() as cluster:
+        topic = cluster.create_topic(unique_name())
+        insert_entries(conn, [entry(source_topic=topic) for _ in range(15)])
+        before = rows_by_id(conn)
+        settings = replay_settings(db_url, cluster.bootstrap_servers,
+                                   kafka_delivery_timeout=DELIVERY_TIMEOUT)  # fmt: skip
+
+        report = replay(settings, EntryFilter(), ReplayOptions(batch_size=10),
+                        listener=_ConfirmThen(cluster.broker_down))  # fmt: skip
+
+        assert report.exit_code == 1
+        assert (report.result.succeeded, report.result.failed, report.result.skipped) == (0, 10, 5)
+        assert rows_by_id(conn) == before

@@ -1,0 +1,179 @@
+"""Replay's queries on the real PostgreSQL: plans (EXPLAIN), claims, guards, compact JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg.types.json import Jsonb
+
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import Status
+from dlqctl.core.replay import compact_jsonb_text
+from dlqctl.db import replay_queries as q
+from tests.factories import BASE_TIME, entry, insert_entries
+
+BATCH = 100
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes += _plan_nodes(child)
+    return nodes
+
+
+def _explain(conn: Any, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    with conn.transaction(force_rollback=True):
+        text = query.as_string(conn) if hasattr(query, "as_string") else query
+        row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {text}", params).fetchone()
+    return _plan_nodes(row["QUERY PLAN"][0]["Plan"])
+
+
+@pytest.fixture
+def big_table(conn: Any) -> Any:
+    """20,000 entries of 4 consumers and all statuses, analysed (the planner's real choice)."""
+    consumers = ["orders", "billing", "search", "legacy"]
+    statuses = ["pending", "pending", "replayed", "discarded"]
+    insert_entries(
+        conn,
+        [entry(consumer=consumers[i % 4], status=statuses[(i // 4) % 4],
+               failed_at=BASE_TIME + timedelta(seconds=i * 7 % 20000)) for i in range(20000)],
+    )  # fmt: skip
+    conn.execute("ANALYZE dlq")
+    return conn
+
+
+@pytest.mark.parametrize(
+    ("statuses", "consumers", "error", "index", "walks"),
+    [
+        ((), (), None, "idx_dlq_status_failed", 1),
+        ((), (), "bad order", "idx_dlq_status_failed", 1),
+        ((Status.DISCARDED,), ("orders",), None, "idx_dlq_consumer_status_failed", 1),
+        ((Status.PENDING, Status.DISCARDED), (), None, "idx_dlq_status_failed", 2),
+        ((), ("orders", "billing", "search"), None, "idx_dlq_consumer_status_failed", 3),
+        ((Status.PENDING, Status.REPLAYED), ("orders", "billing"), None,
+         "idx_dlq_consumer_status_failed", 4),
+    ],
+)  # fmt: skip
+def test_claim_walks_an_index_and_sorts_no_more_than_a_batch_per_walk(
+    big_table: Any, statuses: tuple[Status, ...], consumers: tuple[str, ...], error: str | None,
+    index: str, walks: int,
+) -> None:  # fmt: skip
+    selection = q.Selection(
+        EntryFilter(statuses=statuses, consumers=consumers, error=error),
+        started_at=datetime.now(UTC),
+    )
+    query, params = q.claim_sql(selection)
+    middle = BASE_TIME + timedelta(seconds=9000)
+    params.update(after_at=middle, after_id=q.START_ID, size=BATCH)
+
+    nodes = _explain(big_table, query, params)
+
+    scans = [n for n in nodes if n.get("Relation Name") == "dlq"]
+    assert scans, nodes
+    assert {n["Node Type"] for n in scans} <= {"Index Scan", "Tid Scan"}, scans
+    assert {n.get("Index Name") for n in scans if n["Node Type"] == "Index Scan"} == {index}
+    for node in nodes:
+        if node["Node Type"] in ("Sort", "Index Scan"):
+            # per walk: at most one batch read from the index; sorts see at most every walk's batch
+            assert node["Actual Rows"] <= BATCH * (walks if node["Node Type"] == "Sort" else 1)
+    locked = [n for n in nodes if n["Node Type"] == "LockRows"]
+    assert locked and locked[0]["Actual Rows"] == BATCH
+
+
+def test_claim_moves_forward_from_the_cursor_and_skips_locked_rows(conn: Any, db_url: str) -> None:
+    rows = [entry(failed_at=BASE_TIME + timedelta(seconds=i)) for i in range(6)]
+    ids = insert_entries(conn, rows)
+    selection = q.Selection(EntryFilter(statuses=(Status.PENDING, Status.DISCARDED)))
+    query, params = q.claim_sql(selection)
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM dlq WHERE dlq_id = %s FOR UPDATE", (ids[1],))
+        with psycopg.connect(db_url) as claimer:
+            first = q.claim_batch(claimer, query, params, (q.START_AT, q.START_ID), 3)
+            assert [r[q.ID] for r in first.rows] == [str(i) for i in ids[:3]]
+            assert [r[q.CLAIMED] for r in first.rows] == [True, False, True]
+            second = q.claim_batch(claimer, query, params, first.cursor, 3)
+            assert [r[q.ID] for r in second.rows] == [str(i) for i in ids[3:]]
+            third = q.claim_batch(claimer, query, params, second.cursor, 3)
+            assert third.rows == []
+
+
+def test_entries_changed_after_the_run_started_are_not_claimed(conn: Any, db_url: str) -> None:
+    ids = insert_entries(conn, [entry(status="replayed") for _ in range(3)])
+    started = datetime.now(UTC)
+    update = "UPDATE dlq SET status_changed_at = %s WHERE dlq_id = %s"
+    conn.execute(update, (started - timedelta(hours=1), ids[0]))
+    conn.execute(update, (started, ids[1]))
+    selection = q.Selection(EntryFilter(statuses=(Status.REPLAYED,)), started_at=started)
+    query, params = q.claim_sql(selection)
+    with psycopg.connect(db_url) as claimer:
+        batch = q.claim_batch(claimer, query, params, (q.START_AT, q.START_ID), 10)
+    assert sorted(r[q.ID] for r in batch.rows) == sorted(str(i) for i in (ids[0], ids[2]))
+
+
+def test_plan_counts_and_oversize_candidates(conn: Any) -> None:
+    insert_entries(
+        conn,
+        [entry(consumer="a", source_topic="t1"), entry(consumer="a"),
+         entry(consumer="b", event_payload={"x": "y" * 3000}),
+         entry(consumer="b", status="replayed")],
+    )  # fmt: skip
+    selection = q.Selection(EntryFilter(statuses=(Status.PENDING,)))
+    groups = q.plan_groups(conn, selection, limit=None, max_bytes=2000)
+    assert [(g.consumer, g.status, g.source_topic, g.count, g.maybe_oversize) for g in groups] == [
+        ("a", Status.PENDING, "t1", 1, 0), ("a", Status.PENDING, None, 1, 0),
+        ("b", Status.PENDING, None, 1, 1),
+    ]  # fmt: skip
+    limited = q.plan_groups(conn, selection, limit=1, max_bytes=2000)
+    assert sum(g.count for g in limited) == 1
+    (big,) = q.oversize_candidates(conn, selection, limit=None, max_bytes=2000, at_most=10)
+    assert big[q.CONSUMER] == "b" and len(big[q.PAYLOAD]) > 3000
+
+
+# jsonb keeps the number text (1.50, huge values), escapes, and non-ASCII characters.
+RAW_JSON = (
+    '{"n": 1.50, "big": 123456789012345678901234567890.000001, "neg": -0.0,'
+    ' "s": "a, b: c", "q": "say \\"hi\\", ok: \\\\", "u": "é\\u0001\\t", "e": "",'
+    ' "arr": [1, {"k": [true, false, null]}, [], {}], "": " "}'
+)
+
+
+def test_compact_json_of_real_jsonb_text(conn: Any) -> None:
+    text = conn.execute("SELECT %s::jsonb::text AS t", (RAW_JSON,)).fetchone()["t"]
+    compact = compact_jsonb_text(text)
+    assert compact == (
+        '{"":" ","e":"","n":1.50,"q":"say \\"hi\\", ok: \\\\","s":"a, b: c","u":"é\\u0001\\t",'
+        '"arr":[1,{"k":[true,false,null]},[],{}],"big":123456789012345678901234567890.000001,'
+        '"neg":0.0}'
+    )
+    assert json.loads(compact, parse_float=Decimal) == json.loads(RAW_JSON, parse_float=Decimal)
+
+
+jsonb_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | jsonb_text,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(jsonb_text, children, max_size=4),
+    max_leaves=10,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(json_values)
+def test_compact_json_of_jsonb_is_json_without_whitespace(conn: Any, value: Any) -> None:
+    text = conn.execute("SELECT %s::jsonb::text AS t", (Jsonb(value),)).fetchone()["t"]
+    compact = compact_jsonb_text(text)
+    reparsed = json.loads(compact)
+    assert reparsed == value
+    assert compact == json.dumps(reparsed, ensure_ascii=False, separators=(",", ":"))

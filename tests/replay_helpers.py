@@ -1,0 +1,71 @@
+"""Shared pieces of the replay tests: settings, environments, reading rows and messages."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from dlqctl.core.settings import Settings
+from tests.kafka_helpers import Message, read_topic
+
+ACTOR = "oncall-test"
+
+
+def replay_settings(db_url: str, bootstrap: str, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "kafka_bootstrap_servers": bootstrap,
+        "actor": ACTOR,
+        "kafka_delivery_timeout": 10,
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+def replay_env(db_url: str, bootstrap: str, **extra: str) -> dict[str, str]:
+    env = {
+        "DLQCTL_DATABASE_URL": db_url,
+        "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "DLQCTL_ACTOR": ACTOR,
+        "DLQCTL_KAFKA_DELIVERY_TIMEOUT": "10",
+    }
+    env.update(extra)
+    return env
+
+
+def rows_by_id(conn: Any) -> dict[uuid.UUID, dict[str, Any]]:
+    """Every entry's bookkeeping columns."""
+    return {
+        r["dlq_id"]: r
+        for r in conn.execute(
+            "SELECT dlq_id, status, retry_count, status_changed_at, status_changed_by FROM dlq"
+        )
+    }
+
+
+def replayed_ids(conn: Any) -> set[uuid.UUID]:
+    return {r["dlq_id"] for r in conn.execute("SELECT dlq_id FROM dlq WHERE status = 'replayed'")}
+
+
+def header(message: Message, name: str) -> str | None:
+    values = [v for k, v in message.headers if k == name]
+    assert len(values) == 1, message.headers
+    return None if values[0] is None else values[0].decode()
+
+
+def dlq_ids_on(bootstrap: str, topic: str, expected: int) -> list[uuid.UUID]:
+    """The dlq-id header of every message on the topic (duplicates kept)."""
+    return [uuid.UUID(header(m, "dlq-id")) for m in read_topic(bootstrap, topic, expected)]
+
+
+def audit_rows(conn: Any) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT actor, action, filter, ids, counts, outcome, details FROM dlq_actions ORDER BY id"
+    ).fetchall()
+
+
+def parse_json(stdout: str) -> dict[str, Any]:
+    value = json.loads(stdout)
+    assert isinstance(value, dict)
+    return value
