@@ -20,6 +20,7 @@ from dlqctl import __version__
 from dlqctl.cli.commands import (
     config_cmd,
     consume_cmd,
+    demo_cmd,
     discard_cmd,
     history_cmd,
     list_cmd,
@@ -173,6 +174,7 @@ app.command("consume")(consume_cmd.consume)
 app.command("history")(history_cmd.history)
 app.command("migrate")(migrate_cmd.migrate)
 app.command("config")(config_cmd.show_config)
+app.command("demo")(demo_cmd.demo)
 
 
 def main() -> None:

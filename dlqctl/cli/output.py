@@ -34,9 +34,11 @@ from dlqctl.cli.machine import print_csv as print_csv
 from dlqctl.cli.machine import print_json as print_json
 from dlqctl.cli.machine import print_ndjson as print_ndjson
 from dlqctl.core.models import (
+    AuditRecord,
     CleanupResult,
     DlqEntry,
     DlqStats,
+    EntryPage,
     MatchCount,
     StatsDimension,
     Status,
@@ -44,7 +46,7 @@ from dlqctl.core.models import (
     compact_json,
     iso_utc,
 )
-from dlqctl.core.replay import ReplayPlan, TopicCount
+from dlqctl.core.replay import ReplayPlan, ReplayReport, TopicCount
 from dlqctl.core.timeparse import humanize_age
 
 
@@ -87,6 +89,28 @@ def key_value_table(
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+def render_history(records: Sequence[AuditRecord]) -> None:
+    """``history``: one row per recorded run, newest first."""
+    if not records:
+        note("no recorded actions yet")
+        return
+    now = datetime.now(UTC)
+    rows = (
+        (
+            when(r.at, now),
+            r.actor,
+            r.action,
+            r.outcome,
+            ", ".join(f"{k} {v}" for k, v in r.counts.items() if v) or "nothing matched",
+            r.reason or "",
+        )
+        for r in records
+    )
+    out().print(
+        key_value_table(None, rows, ("at (UTC)", "actor", "action", "outcome", "counts", "reason"))
+    )
 
 
 def render_match_counts(counts: Sequence[MatchCount], *, title: str) -> None:
@@ -519,3 +543,26 @@ class ReplayConsole:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class DemoConsole:
+    """Renders `dlqctl demo`: narration on stderr, the operator's views on stdout."""
+
+    def step(self, text: str) -> None:
+        err().print(Text("\n▶ " + text, style="bold"), soft_wrap=True)
+
+    def stats(self, stats: DlqStats) -> None:
+        render_stats(stats, top=5)
+
+    def page(self, page: EntryPage) -> None:
+        render_entries(page.entries, payload=False, now=_utc_now())
+
+    def entry(self, entry: DlqEntry) -> None:
+        render_entry(entry, _utc_now())
+
+    def replayed(self, report: ReplayReport) -> None:
+        render_write_result(report.result, "table")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

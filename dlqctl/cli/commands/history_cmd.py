@@ -28,26 +28,10 @@ def history(
     Example: dlqctl history --action replay -o json
     """
     from dlqctl.cli import output as out
-    from dlqctl.core.models import iso_utc
-    from dlqctl.core.timeparse import humanize_age
     from dlqctl.usecases.audit import history as load_history
 
     records = load_history(app_state(ctx).settings(), action=action, limit=limit)
     if output is SummaryFormat.JSON:
         out.print_json({"items": [r.to_json() for r in records]})
-        return
-    if not records:
-        out.note("no recorded actions yet")
-        return
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC)
-    rows = []
-    for r in records:
-        at = iso_utc(r.at) or ""
-        age = humanize_age(now - r.at) if r.at else ""
-        counts = ", ".join(f"{k} {v}" for k, v in r.counts.items() if v)
-        rows.append((f"{at} ({age} ago)", r.actor, r.action, r.outcome, counts, r.reason or ""))
-    out.out().print(
-        out.key_value_table(None, rows, ("at", "actor", "action", "outcome", "counts", "reason"))
-    )
+    else:
+        out.render_history(records)

@@ -1,0 +1,49 @@
+"""`dlqctl demo`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def demo(
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Leave the services running and print export lines to use them from"
+            " another shell.",
+        ),
+    ] = False,
+    stop: Annotated[
+        bool, typer.Option("--stop", help="Stop what an earlier `dlqctl demo --keep` left running.")
+    ] = False,
+) -> None:
+    """Run the whole loop on an embedded PostgreSQL and Kafka-protocol broker, no setup.
+
+    Generates order events, lets the embedded consumer store the failing ones, shows
+    stats, a page and one entry, fixes the handler, replays one error group and shows the
+    final counts. Everything it starts is stopped again (also on Ctrl-C) unless --keep.
+    Needs the demo extra: pip install 'dlqctl[demo]'.
+
+    Example: dlqctl demo --keep
+    """
+    from dlqctl.cli import output as out
+    from dlqctl.usecases.demo import run_demo, stop_kept_demo
+
+    if keep and stop:
+        raise typer.BadParameter("--keep and --stop do not go together", param_hint="'--stop'")
+    if stop:
+        if stop_kept_demo():
+            out.note("Stopped the services `dlqctl demo --keep` left running.")
+        else:
+            out.note("Nothing to stop: no demo was kept running.")
+        return
+    result = run_demo(out.DemoConsole(), keep=keep)
+    if keep:
+        out.note("The services keep running. To use them from another shell:")
+        print("\n".join(result.exports))
+        out.note("Stop them with: dlqctl demo --stop")
+    else:
+        out.note("Stopped the embedded services. Run `dlqctl demo --keep` to explore further.")

@@ -1,0 +1,312 @@
+"""`dlqctl demo`: the whole loop on embedded services, with no setup.
+
+An embedded PostgreSQL and a tansu broker start on free loopback ports; the embedded
+consumer runs a small "orders projector" over generated order events of which some fail in
+three ways; the operator's view (stats, a page, one entry) is shown; the handler is fixed
+and one error group is replayed; the final counts are shown. Everything started is
+stopped again, also on Ctrl-C — unless ``keep`` leaves it running for exploring.
+
+The narration and rendering belong to the caller (the CLI): this module only reports
+through a :class:`DemoNarrator`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shlex
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dlqctl.core.errors import DlqctlError, KafkaError, MissingExtra, UsageError
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import DlqEntry, DlqStats, EntryPage, Status
+from dlqctl.core.replay import ReplayOptions, ReplayReport
+from dlqctl.core.settings import Settings
+from dlqctl.embedded.demo_state import DemoState, KeptProcess
+from dlqctl.embedded.process import EmbeddedServiceError
+
+DEMO_CONSUMER = "orders-projector"
+DEMO_TOPIC = "orders"
+DEMO_PARTITIONS = 3
+EVENT_COUNT = 1000
+FIXED_GROUP = "unknown currency"
+KNOWN_CURRENCIES = ("EUR", "USD", "GBP", "CHF")
+# Quick client settings: a short group session (tansu holds a join for half of it) and no
+# retry backoff, so the demo finishes in seconds.
+QUICK_CONSUMER_CONFIG = {"session.timeout.ms": "3000", "heartbeat.interval.ms": "500"}
+WAIT_SECONDS = 60
+
+log = logging.getLogger(__name__)
+
+
+class DemoNarrator(Protocol):
+    """How the demo shows what it does (the CLI renders; tests can record)."""
+
+    def step(self, text: str) -> None: ...
+    def stats(self, stats: DlqStats) -> None: ...
+    def page(self, page: EntryPage) -> None: ...
+    def entry(self, entry: DlqEntry) -> None: ...
+    def replayed(self, report: ReplayReport) -> None: ...
+
+
+@dataclass
+class OrderProjector:
+    """The demo service's handler: it projects orders, and has two bugs until ``fixed``.
+
+    Orders in a currency it does not know fail (the fix adds it); orders without a
+    customer fail for good (bad data; they stay in the DLQ to be discarded).
+    """
+
+    fixed: bool = False
+    handled: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, event: Any) -> None:
+        if not isinstance(event, dict) or "order_id" not in event:
+            raise ValueError("not an order event")
+        if "customer_id" not in event:
+            raise KeyError("customer_id")
+        currency = event.get("currency")
+        if currency not in KNOWN_CURRENCIES and not (self.fixed and currency == "XBT"):
+            raise ValueError(f"unknown currency {currency!r} in order {event['order_id']}")
+        with self._lock:
+            self.handled += 1
+
+
+def generate_events(count: int = EVENT_COUNT, seed: int = 7) -> list[tuple[bytes, bytes]]:
+    """(key, value) order events: about 6 % in an unknown currency, 4 % without a
+    customer, 1 % not JSON at all (a truncated write); the same every run."""
+    rng = random.Random(seed)
+    events = []
+    for n in range(1, count + 1):
+        order: dict[str, Any] = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "type": "OrderPlaced",
+            "order_id": 10_000 + n,
+            "customer_id": f"C-{rng.randrange(1, 400):04d}",
+            "currency": rng.choice(KNOWN_CURRENCIES),
+            "amount": round(rng.uniform(5, 500), 2),
+        }
+        roll = rng.random()
+        if roll < 0.06:
+            order["currency"] = "XBT"
+        elif roll < 0.10:
+            del order["customer_id"]
+        value = json.dumps(order).encode()
+        if 0.10 <= roll < 0.11:
+            value = value[: len(value) // 2]  # cut off mid-write: not JSON
+        events.append((f"order-{order['order_id']}".encode(), value))
+    return events
+
+
+@dataclass
+class DemoResult:
+    """What the demo leaves behind for its caller."""
+
+    replay: ReplayReport | None = None
+    exports: list[str] = field(default_factory=list)
+
+
+def demo_settings(database_url: str, bootstrap_servers: str) -> Settings:
+    return Settings(
+        database_url=database_url,  # type: ignore[arg-type]
+        kafka_bootstrap_servers=bootstrap_servers,
+        kafka_consumer_config=QUICK_CONSUMER_CONFIG,
+        consumer_retry_backoff=(),
+        consumer_commit_interval=1.0,
+        topic_map={DEMO_CONSUMER: DEMO_TOPIC},
+        kafka_delivery_timeout=15,
+        actor="dlqctl-demo",
+    )
+
+
+def export_lines(settings: Settings) -> list[str]:
+    """Shell lines that point dlqctl (and a DlqConsumer) in another shell at the services."""
+    values = {
+        "DLQCTL_DATABASE_URL": settings.dsn,
+        "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+        "DLQCTL_KAFKA_CONSUMER_CONFIG": json.dumps(QUICK_CONSUMER_CONFIG),
+        "DLQCTL_CONSUMER_RETRY_BACKOFF": "[]",
+        "DLQCTL_TOPIC_MAP": json.dumps(dict(settings.topic_map)),
+    }
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
+
+def _require_extras() -> None:
+    """The embedded servers come with the [demo] extra; say how to get them."""
+    from dlqctl.embedded.postgres import embedded_bindir
+    from dlqctl.embedded.tansu import tansu_binary
+
+    try:
+        embedded_bindir()
+        tansu_binary()
+    except EmbeddedServiceError as exc:
+        raise MissingExtra(str(exc)) from None
+
+
+@contextmanager
+def _services(keep: bool) -> Iterator[tuple[Any, Any]]:
+    """Start the embedded servers; stop them on the way out unless ``keep`` (and success)."""
+    from dlqctl.embedded.postgres import EmbeddedPostgres
+    from dlqctl.embedded.tansu import EmbeddedBroker
+
+    postgres = EmbeddedPostgres(die_with_parent=not keep)
+    broker = EmbeddedBroker(die_with_parent=not keep)
+    kept = False
+    try:
+        postgres.start()
+        broker.start()
+        yield postgres, broker
+        kept = keep
+    except EmbeddedServiceError as exc:
+        raise DlqctlError(f"could not start the embedded services: {exc}") from None
+    finally:
+        if not kept:
+            broker.stop()
+            postgres.stop()
+
+
+def _create_topic(bootstrap: str) -> None:
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
+        AdminClient,
+        NewTopic,
+    )
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(DEMO_TOPIC, DEMO_PARTITIONS, 1)])[DEMO_TOPIC].result(30)
+
+
+def _produce(bootstrap: str, events: list[tuple[bytes, bytes]]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for key, value in events:
+        producer.produce(DEMO_TOPIC, key=key, value=value)
+        producer.poll(0)
+    if producer.flush(30):
+        raise KafkaError("the demo broker did not take the generated events within 30 s")
+
+
+def _wait_for(condition: Any, what: str, failed: Any) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if failed():
+            raise DlqctlError(f"the demo consumer stopped before {what}")
+        if time.monotonic() > deadline:
+            raise DlqctlError(f"the demo timed out after {WAIT_SECONDS}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
+    """Run the whole loop; with ``keep``, leave the services running and record them."""
+    from dlqctl.core.ids import parse_id
+    from dlqctl.db.migrations import migrate
+    from dlqctl.kafka.consumer import DlqConsumer
+    from dlqctl.usecases.inspect import compute_stats, list_page, show_entry
+    from dlqctl.usecases.replay import replay
+
+    _require_extras()
+    if keep and DemoState.load() is not None:
+        raise UsageError("a kept demo is still running: stop it first with `dlqctl demo --stop`")
+    result = DemoResult()
+    narrator.step("Starting an embedded PostgreSQL and a Kafka-protocol broker (tansu)…")
+    with _services(keep) as (postgres, broker):
+        settings = demo_settings(postgres.dsn, broker.bootstrap_servers)
+        migrate(settings.dsn)
+        _create_topic(broker.bootstrap_servers)
+        events = generate_events()
+        _produce(broker.bootstrap_servers, events)
+        narrator.step(
+            f"Produced {len(events)} order events to topic {DEMO_TOPIC!r}. The service"
+            f" {DEMO_CONSUMER!r} consumes them with the embedded consumer; events it fails"
+            " on land in the dlq table."
+        )
+        projector = OrderProjector()
+        quiet = logging.getLogger("dlqctl.demo.consumer")
+        quiet.setLevel(logging.ERROR)  # one line per failed event would drown the story
+        consumer = DlqConsumer(
+            projector, consumer=DEMO_CONSUMER, topics=[DEMO_TOPIC], settings=settings,
+            logger=quiet,
+        )  # fmt: skip
+        thread = threading.Thread(target=consumer.run, name="demo-consumer", daemon=True)
+        thread.start()
+        try:
+            stats = consumer.stats
+            _wait_for(
+                lambda: stats.handled + stats.stored + stats.already_stored >= len(events),
+                "every event was handled or stored",
+                lambda: not thread.is_alive(),
+            )
+            narrator.step(
+                f"The service handled {stats.handled} events and stored {stats.stored} failed"
+                " ones in the DLQ. What the on-call engineer sees:"
+            )
+            narrator.step("$ dlqctl stats")
+            narrator.stats(compute_stats(settings, EntryFilter()))
+            narrator.step("$ dlqctl list --limit 8")
+            narrator.page(list_page(settings, EntryFilter(), limit=8))
+            fixed_group = EntryFilter(error=FIXED_GROUP, statuses=(Status.PENDING,))
+            sample = list_page(settings, fixed_group, limit=1).entries
+            if sample:
+                dlq_id = str(sample[0].dlq_id)
+                narrator.step(f"$ dlqctl show {dlq_id}")
+                narrator.entry(show_entry(settings, parse_id(dlq_id)))
+            projector.fixed = True
+            handled_before = projector.handled
+            narrator.step(
+                f"The bug is fixed (the projector now knows XBT). Replaying the"
+                f" {FIXED_GROUP!r} group: `dlqctl replay --error '{FIXED_GROUP}' --yes`"
+            )
+            report = replay(settings, fixed_group, ReplayOptions(batch_size=500))
+            result.replay = report
+            narrator.replayed(report)
+            _wait_for(
+                lambda: projector.handled - handled_before >= report.result.succeeded,
+                "the replayed events were handled",
+                lambda: not thread.is_alive(),
+            )
+            narrator.step(
+                f"The service handled all {report.result.succeeded} replayed events. Final"
+                " counts (the other groups stay pending to explore):"
+            )
+            narrator.step("$ dlqctl stats")
+            narrator.stats(compute_stats(settings, EntryFilter()))
+        finally:
+            consumer.stop()
+            thread.join(30)
+        if keep:
+            _record_kept(postgres, broker, settings)
+            result.exports = export_lines(settings)
+    return result
+
+
+def _record_kept(postgres: Any, broker: Any, settings: Settings) -> None:
+    """Write the state file `dlqctl demo --stop` reads."""
+    processes = (
+        KeptProcess.of("postgres", postgres.process.pid, signal.SIGINT, postgres.base_dir),
+        KeptProcess.of("tansu", broker.process.pid, signal.SIGTERM, broker.base_dir),
+    )
+    exports = {
+        "DLQCTL_DATABASE_URL": settings.dsn,
+        "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+    }
+    DemoState(processes=processes, exports=exports).save()
+
+
+def stop_kept_demo() -> bool:
+    """Stop what `demo --keep` left running; False when nothing was kept."""
+    state = DemoState.load()
+    if state is None:
+        return False
+    for process in state.processes:
+        process.stop()
+    DemoState.clear()
+    return True
