@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dlqctl.cli.completion import SHELLS, completion_script
+from dlqctl.embedded.process import free_port
+from tests.factories import entry, insert_entries
 from tests.helpers import run_dlqctl_process
 
 COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
@@ -37,3 +40,19 @@ def _complete_bash(words: str, env: dict[str, str] | None = None) -> list[str]:
 def test_bash_completes_commands_and_options() -> None:
     assert _complete_bash("dlqctl mig") == ["migrate"]
     assert "--action" in _complete_bash("dlqctl history --a")
+
+
+def test_consumer_names_complete_from_the_table(conn: Any, db_url: str) -> None:
+    insert_entries(
+        conn,
+        [entry(consumer=name) for name in ("orders", "orders-v2", "payments", "orders")],
+    )
+    env = {"DLQCTL_DATABASE_URL": db_url}
+    assert _complete_bash("dlqctl list -c ord", env) == ["orders", "orders-v2"]
+    assert _complete_bash("dlqctl replay --consumer p", env) == ["payments"]
+    assert _complete_bash("dlqctl list -s re", env) == ["replayed"]
+
+
+def test_consumer_completion_is_silent_when_the_database_is_down() -> None:
+    env = {"DLQCTL_DATABASE_URL": f"postgresql://u:pw@127.0.0.1:{free_port()}/x"}
+    assert _complete_bash("dlqctl list -c ord", env) == []

@@ -91,7 +91,10 @@ def test_keep_then_stop(tmp_path: Path) -> None:
     kept = run_dlqctl_process("demo", "--keep", timeout=120)
     try:
         assert kept.returncode == 0, kept.stderr
-        exports = [line for line in kept.stdout.splitlines() if line.startswith("export ")]
+        exports = kept.stdout.splitlines()
+        # stdout is only the export lines: `eval "$(dlqctl demo --keep)"` works.
+        assert exports
+        assert all(line.startswith("export DLQCTL_") for line in exports), kept.stdout
         env = {}
         for line in exports:
             name, _, value = line.removeprefix("export ").partition("=")

@@ -13,7 +13,7 @@ def show_config(ctx: typer.Context, output: SummaryOutputOpt = SummaryFormat.TAB
 
     Sources: flag > environment (DLQCTL_*) > config file (profile over top level) > default.
 
-    Example: DLQCTL_PROFILE=prod dlqctl config
+    Example: dlqctl --profile prod config
     """
     from dlqctl.cli import output as out
 

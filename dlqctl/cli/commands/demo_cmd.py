@@ -29,6 +29,9 @@ def demo(
 
     Example: dlqctl demo --keep
     """
+    import contextlib
+    import sys
+
     from dlqctl.cli import output as out
     from dlqctl.usecases.demo import run_demo, stop_kept_demo
 
@@ -40,10 +43,14 @@ def demo(
         else:
             out.note("Nothing to stop: no demo was kept running.")
         return
-    result = run_demo(out.DemoConsole(), keep=keep)
     if keep:
+        # stdout carries only the export lines, so `eval "$(dlqctl demo --keep)"` works;
+        # the demo's own views go to stderr with the narration.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_demo(out.DemoConsole(), keep=True)
         out.note("The services keep running. To use them from another shell:")
-        print("\n".join(result.exports))
+        print("\n".join(result.exports), flush=True)
         out.note("Stop them with: dlqctl demo --stop")
     else:
+        run_demo(out.DemoConsole(), keep=False)
         out.note("Stopped the embedded services. Run `dlqctl demo --keep` to explore further.")
