@@ -142,7 +142,7 @@ def render_write_result(result: WriteResult, output: str) -> None:
         rows += [(f"→ {topic}", str(n)) for topic, n in sorted(result.topics.items())]
     out().print(key_value_table(title, rows, ("", "entries")))
     for dlq_id, error in result.failures[:20]:
-        err().print(f"failed {dlq_id}: {error}", highlight=False, markup=False)
+        err().print(f"failed {dlq_id}: {error}", highlight=False, markup=False, soft_wrap=True)
     if len(result.failures) > 20:
         err().print(f"… and {len(result.failures) - 20} more failures (use -o json for all)")
 

@@ -1,22 +1,27 @@
-"""Graceful stops: SIGINT and SIGTERM set an event the use case polls.
+"""Graceful stops for every long-running command: replay, discard, purge, consume.
 
-The core never installs handlers itself; a second signal gives up at once (the open
-transaction rolls back, which is always safe: nothing undelivered was marked).
+The first SIGINT or SIGTERM sets an event the use case polls (and calls ``on_stop``): the
+work in flight finishes, is recorded, and the command exits (130; consume exits 0). A
+second signal interrupts at once (KeyboardInterrupt): an open transaction rolls back,
+which is always safe. The core never installs handlers itself.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+log = logging.getLogger("dlqctl")
+
 
 @contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
+def stop_on_signals(on_stop: Callable[[], None] | None = None) -> Iterator[threading.Event]:
     """An event set by the first SIGINT/SIGTERM; the second raises KeyboardInterrupt."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
@@ -27,6 +32,12 @@ def stop_on_signals() -> Iterator[threading.Event]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
+        log.info(
+            "%s received: finishing the work in flight, then stopping (again to stop at once)",
+            signal.Signals(signum).name,
+        )
+        if on_stop is not None:
+            on_stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dlqctl.core.errors import UsageError
 from dlqctl.core.settings import Settings
-from dlqctl.kafka.consumer import ConsumerStats, DlqConsumer
-
-LOGGER = logging.getLogger("dlqctl.consumer")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+from dlqctl.kafka.consumer import DlqConsumer
 
 
 def load_handler(spec: str) -> Callable[[Any], object]:
@@ -57,28 +50,7 @@ def load_handler(spec: str) -> Callable[[Any], object]:
     return handler
 
 
-@contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGTERM and SIGINT ask for a clean stop; a second one acts as usual (interrupts)."""
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        LOGGER.info("%s received: finishing the current event, then stopping",
-                    signal.Signals(signum).name)  # fmt: skip
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        stop()
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, on_signal)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def consume(
+def build_consumer(
     settings: Settings,
     *,
     consumer: str,
@@ -86,16 +58,13 @@ def consume(
     handler: str,
     group_id: str | None = None,
     retries: int | None = None,
-) -> ConsumerStats:
-    """Run the embedded consumer until SIGTERM/SIGINT; returns its counters."""
-    function = load_handler(handler)
-    dlq_consumer = DlqConsumer(
-        function,
+) -> DlqConsumer:
+    """The embedded consumer for ``dlqctl consume``, with the handler loaded from its spec."""
+    return DlqConsumer(
+        load_handler(handler),
         consumer=consumer,
         topics=list(dict.fromkeys(topics)),
         group_id=group_id,
         settings=settings,
         retries=retries,
     )
-    with stop_on_signals(dlq_consumer.stop):
-        return dlq_consumer.run()

@@ -71,12 +71,13 @@ def consume(
 
     Example: dlqctl consume --consumer orders-projector --topic orders.v1 --handler app:on_order
     """
-    from dlqctl.usecases.consume import consume as run_consumer
+    from dlqctl.cli.signals import stop_on_signals
+    from dlqctl.usecases.consume import build_consumer
 
     for name in topic:
         if not name.strip():
             raise typer.BadParameter("must not be empty", param_hint="'--topic'")
-    run_consumer(
+    dlq_consumer = build_consumer(
         app_state(ctx).settings(),
         consumer=consumer,
         topics=topic,
@@ -84,3 +85,5 @@ def consume(
         group_id=group_id,
         retries=retries,
     )
+    with stop_on_signals(on_stop=dlq_consumer.stop):
+        dlq_consumer.run()

@@ -55,7 +55,7 @@ def discard(
 
     from dlqctl.cli import output as out
     from dlqctl.cli.confirm import confirm_write
-    from dlqctl.cli.stopping import stop_on_signals
+    from dlqctl.cli.signals import stop_on_signals
     from dlqctl.core.errors import EXIT_INTERRUPTED
     from dlqctl.usecases.cleanup import DiscardRequest, count_discard
     from dlqctl.usecases.cleanup import discard as run_discard
@@ -77,8 +77,8 @@ def discard(
     if not dry_run and sys.stderr.isatty():
         progress = out.BatchProgress("discarding")
     try:
-        with stop_on_signals() as should_stop:
-            result = run_discard(settings, request, progress=progress, should_stop=should_stop)
+        with stop_on_signals() as stop:
+            result = run_discard(settings, request, progress=progress, should_stop=stop.is_set)
     finally:
         if progress is not None:
             progress.close()

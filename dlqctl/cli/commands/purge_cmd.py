@@ -87,7 +87,7 @@ def purge(
 
     from dlqctl.cli import output as out
     from dlqctl.cli.confirm import confirm_write
-    from dlqctl.cli.stopping import stop_on_signals
+    from dlqctl.cli.signals import stop_on_signals
     from dlqctl.core.errors import EXIT_INTERRUPTED
     from dlqctl.usecases.cleanup import PurgeRequest, count_purge
     from dlqctl.usecases.cleanup import purge as run_purge
@@ -116,8 +116,8 @@ def purge(
     if not quiet and not dry_run and sys.stderr.isatty():
         progress = out.BatchProgress("deleting")
     try:
-        with stop_on_signals() as should_stop:
-            result = run_purge(settings, request, progress=progress, should_stop=should_stop)
+        with stop_on_signals() as stop:
+            result = run_purge(settings, request, progress=progress, should_stop=stop.is_set)
     finally:
         if progress is not None:
             progress.close()
