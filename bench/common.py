@@ -151,10 +151,27 @@ class ProcessRun:
     stderr: bytes
 
 
+def _peak_rss_mb(pid: int) -> float | None:
+    """VmHWM of a running process: the peak RSS of its own address space (since its exec)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def run_process(
     argv: Sequence[str], env: dict[str, str] | None = None, stdout_to_null: bool = False
 ) -> ProcessRun:
-    """Run a command; wall time and its peak RSS (from wait4)."""
+    """Run a command; wall time and its peak RSS.
+
+    The peak is the process's VmHWM, polled every 10 ms until it exits (it only grows, so the
+    last reading is the peak but for the last few ms). Not wait4's ru_maxrss: Linux carries
+    the parent's high-water mark over fork and exec, so every child of this (large) benchmark
+    process would report at least the benchmark's own RSS.
+    """
     started = time.perf_counter()
     proc = subprocess.Popen(
         list(argv),
@@ -162,21 +179,24 @@ def run_process(
         stdout=subprocess.DEVNULL if stdout_to_null else subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    out, err = (b"", b"")
-    # Drain the pipes without reaping the child (communicate() would wait() for it and
-    # leave nothing for wait4).
-    errors: list[bytes] = []
-    stderr = proc.stderr
-    drain = threading.Thread(target=lambda: errors.append(stderr.read() if stderr else b""))
-    drain.start()
-    if not stdout_to_null and proc.stdout is not None:
-        out = proc.stdout.read()
-    drain.join()
-    err = errors[0]
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0.0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            reading = _peak_rss_mb(proc.pid)
+            if reading is not None:
+                peak = max(peak, reading)
+            done.wait(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    out, err = proc.communicate()
     wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return ProcessRun(wall, usage.ru_maxrss / 1024, proc.returncode, out, err)
+    done.set()
+    watcher.join()
+    return ProcessRun(wall, peak, proc.returncode, out or b"", err or b"")
 
 
 def dlqctl_argv(*args: str) -> list[str]:

@@ -345,8 +345,7 @@ def run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
             " start-up of {startup:.2f} s): how long each batch holds its rows' locks, so the"
             " longest a writer that conflicts with one of those rows (re-inserting a duplicate of"
             " a row being deleted) could wait.",
-            "Shared 2-core machine (other helpers' test suites were running): compare rows within"
-            " this run.",
+            "A 2-core machine that other jobs may share: compare rows within this run.",
         ]
     ]
     meta = {

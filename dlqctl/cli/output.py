@@ -12,21 +12,11 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.cells import cell_len, set_cell_size
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
@@ -48,6 +38,9 @@ from dlqctl.core.models import (
 )
 from dlqctl.core.replay import ReplayPlan, ReplayReport, TopicCount
 from dlqctl.core.timeparse import humanize_age
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, Task, TaskID
 
 
 @functools.cache
@@ -414,23 +407,41 @@ def _bar(count: int, peak: int) -> str:
     return "█" * full + ("" if not rest else " ▏▎▍▌▋▊▉"[rest])
 
 
+def _progress_bar(description: str, *, with_rate: bool = False) -> Progress:
+    """A transient progress bar on stderr: count, (rate,) elapsed, ETA.
+
+    rich.progress is imported here, not at the top: it is the heaviest part of Rich, and
+    `list` and `show` never draw a progress bar.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    class RateColumn(ProgressColumn):
+        """Entries per second."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f}/s" if speed else "-/s", style="progress.data.speed")
+
+    columns: list[ProgressColumn] = [TextColumn(description), BarColumn(), MofNCompleteColumn()]
+    if with_rate:
+        columns.append(RateColumn())
+    columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    return Progress(*columns, console=err(), transient=True)
+
+
 class BatchProgress:
     """A progress bar on stderr for batched writes (use only when stderr is a terminal)."""
 
     def __init__(self, description: str) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=err(), transient=True,
-        )  # fmt: skip
+        self._progress = _progress_bar(description)
         self._description = description
         self._task: Any = None
 
@@ -494,14 +505,6 @@ def render_routes(routes: Sequence[TopicCount], *, to_stdout: bool = False) -> N
     (out() if to_stdout else err()).print(table)
 
 
-class _RateColumn(ProgressColumn):
-    """Entries per second."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f}/s" if speed else "-/s", style="progress.data.speed")
-
-
 class ReplayConsole:
     """Replay's listener on the terminal: notes, the confirmation, a progress bar on stderr
     (count, rate, ETA; only when stderr is a terminal)."""
@@ -516,10 +519,7 @@ class ReplayConsole:
 
     def started(self, total: int) -> None:
         if total and err().is_terminal:
-            self._progress = Progress(
-                TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
-                TimeRemainingColumn(), console=err(), transient=True,
-            )  # fmt: skip
+            self._progress = _progress_bar("replaying", with_rate=True)
             self._task = self._progress.add_task("replay", total=total)
             self._progress.start()
 
