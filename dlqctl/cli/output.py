@@ -6,11 +6,12 @@ colour off when the stream is not a terminal and honours NO_COLOR.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -455,6 +456,19 @@ class BatchProgress:
 
     def close(self) -> None:
         self._progress.stop()
+
+
+@contextlib.contextmanager
+def batch_progress(description: str, *, show: bool) -> Iterator[BatchProgress | None]:
+    """A BatchProgress while the block runs, if ``show`` and stderr is a terminal."""
+    if not show or not sys.stderr.isatty():
+        yield None
+        return
+    progress = BatchProgress(description)
+    try:
+        yield progress
+    finally:
+        progress.close()
 
 
 def render_cleanup_result(result: CleanupResult, output: str) -> None:

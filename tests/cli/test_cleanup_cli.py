@@ -351,6 +351,7 @@ def test_purge_prompt_says_pending_in_words_and_declining_changes_nothing(
     assert code == 0, terminal
     assert count(conn) == before - 8
     assert "deleted" in stdout
+    assert "deleting" in terminal  # the progress bar, on stderr because it is a terminal
 
 
 def test_discard_prompt_shows_counts(conn: Any, db_url: str) -> None:
@@ -359,6 +360,7 @@ def test_discard_prompt_shows_counts(conn: Any, db_url: str) -> None:
     assert code == 0, terminal
     assert "Discard 3 entries?" in terminal
     assert "orders" in terminal
+    assert "discarding" in terminal  # the progress bar
     assert count(conn, "status = 'discarded'") == len(ids)
 
 

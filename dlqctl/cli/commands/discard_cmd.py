@@ -51,7 +51,6 @@ def discard(
 
     Example: dlqctl discard -c orders --error "unknown currency" --reason "bad deploy 1.4.2"
     """
-    import sys
 
     from dlqctl.cli import output as out
     from dlqctl.cli.confirm import confirm_write
@@ -73,15 +72,11 @@ def discard(
         yes=yes,
         count=lambda: count_discard(settings, request),
     )
-    progress = None
-    if not dry_run and sys.stderr.isatty():
-        progress = out.BatchProgress("discarding")
-    try:
-        with stop_on_signals() as stop:
-            result = run_discard(settings, request, progress=progress, should_stop=stop.is_set)
-    finally:
-        if progress is not None:
-            progress.close()
+    with (
+        out.batch_progress("discarding", show=not dry_run) as progress,
+        stop_on_signals() as stop,
+    ):
+        result = run_discard(settings, request, progress=progress, should_stop=stop.is_set)
     out.render_cleanup_result(result, output.value)
     if result.write.outcome == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -83,7 +83,6 @@ def purge(
 
     Example: dlqctl purge --older-than 30d --yes --quiet
     """
-    import sys
 
     from dlqctl.cli import output as out
     from dlqctl.cli.confirm import confirm_write
@@ -112,15 +111,11 @@ def purge(
         count=lambda: count_purge(settings, request),
         warning=PENDING_WARNING if request.deletes_pending else None,
     )
-    progress = None
-    if not quiet and not dry_run and sys.stderr.isatty():
-        progress = out.BatchProgress("deleting")
-    try:
-        with stop_on_signals() as stop:
-            result = run_purge(settings, request, progress=progress, should_stop=stop.is_set)
-    finally:
-        if progress is not None:
-            progress.close()
+    with (
+        out.batch_progress("deleting", show=not quiet and not dry_run) as progress,
+        stop_on_signals() as stop,
+    ):
+        result = run_purge(settings, request, progress=progress, should_stop=stop.is_set)
     interrupted = result.write.outcome == "interrupted"
     if quiet and output is SummaryFormat.TABLE:
         if interrupted:
