@@ -155,8 +155,8 @@ def build_entry_filter(
         except ValueError as exc:
             raise bad("--event-id", str(exc)) from None
     return EntryFilter(
-        consumers=tuple(dict.fromkeys(consumers or ())),
-        statuses=tuple(dict.fromkeys(statuses or ())),
+        consumers=tuple(consumers or ()),
+        statuses=tuple(statuses or ()),
         since=since_at,
         until=until_at,
         error=error,

@@ -473,6 +473,8 @@ def batch_progress(description: str, *, show: bool) -> Iterator[BatchProgress | 
 
 def render_cleanup_result(result: CleanupResult, output: str) -> None:
     """discard / purge: the dry-run breakdown and the write summary, or one JSON object."""
+    if not result.audit_recorded:
+        note("warning: the run could not be recorded in the audit log (dlq_actions)")
     if output == "json":
         print_json(result.to_json())
         return

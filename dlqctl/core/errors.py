@@ -12,6 +12,12 @@ EXIT_NOT_FOUND = 3
 EXIT_INTERRUPTED = 130
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (drivers add hints on further lines)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 class DlqctlError(Exception):
     """dlqctl failed."""
 

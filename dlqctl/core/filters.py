@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,21 +29,19 @@ class EntryFilter:
     event_id: UUID | None = None
     ids: tuple[IdSelector, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # Each consumer and status once, in the order given: queries walk one index range
+        # per consumer × status, so a repeat would select (and replay) its entries twice.
+        object.__setattr__(self, "consumers", tuple(dict.fromkeys(self.consumers)))
+        object.__setattr__(self, "statuses", tuple(dict.fromkeys(self.statuses)))
+
     @property
     def effective_statuses(self) -> tuple[Status, ...]:
         """The statuses selected; no status filter means all three."""
         return self.statuses or ALL_STATUSES
 
     def with_statuses(self, statuses: tuple[Status, ...]) -> EntryFilter:
-        return EntryFilter(
-            consumers=self.consumers,
-            statuses=statuses,
-            since=self.since,
-            until=self.until,
-            error=self.error,
-            event_id=self.event_id,
-            ids=self.ids,
-        )
+        return dataclasses.replace(self, statuses=statuses)
 
     def to_json(self) -> dict[str, Any]:
         """The filter as recorded in the audit log (only the parts that were given)."""

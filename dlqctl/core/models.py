@@ -347,6 +347,7 @@ class CleanupResult:
     older_than: str | None = None
     cutoff: datetime | None = None
     batches: int = 0
+    audit_recorded: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The SPEC §4 write-command object plus cleanup's own fields."""

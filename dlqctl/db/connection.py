@@ -17,18 +17,13 @@ from dlqctl.core.errors import (
     DatabaseError,
     DatabaseUnavailable,
     SchemaMissing,
+    first_line,
 )
 
 APPLICATION_NAME = "dlqctl"
 DEFAULT_CONNECT_TIMEOUT = 10
 
 Connection = psycopg.Connection[dict[str, Any]]
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of a driver message (libpq adds hints on further lines)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def describe_target(dsn: str) -> str:
@@ -51,7 +46,7 @@ def _conninfo(dsn: str, application_name: str) -> str:
         given = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise ConfigError(
-            f"the database URL is not a valid libpq connection string: {_first_line(exc)}"
+            f"the database URL is not a valid libpq connection string: {first_line(exc)}"
         ) from None
     extra: dict[str, Any] = {}
     if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
@@ -77,7 +72,7 @@ def connect(
 
 def _reason(exc: psycopg.OperationalError) -> str:
     # libpq says 'connection to server at "h", port p failed: <reason>'; we name the target.
-    text = _first_line(exc)
+    text = first_line(exc)
     return text.rsplit("failed: ", 1)[1] if "failed: " in text else text
 
 
@@ -88,20 +83,20 @@ def translate_errors(target: str = "PostgreSQL") -> Iterator[None]:
         yield
     except (pg_errors.UndefinedTable, pg_errors.UndefinedColumn) as exc:
         raise SchemaMissing(
-            f"{_first_line(exc)}: the dlqctl schema is missing or outdated; run `dlqctl migrate`"
+            f"{first_line(exc)}: the dlqctl schema is missing or outdated; run `dlqctl migrate`"
         ) from None
     except pg_errors.InsufficientPrivilege as exc:
         raise DatabaseError(
-            f"permission denied: {_first_line(exc)} (check the role in DLQCTL_DATABASE_URL)"
+            f"permission denied: {first_line(exc)} (check the role in DLQCTL_DATABASE_URL)"
         ) from None
     except pg_errors.QueryCanceled as exc:
-        raise DatabaseError(f"query cancelled: {_first_line(exc)}") from None
+        raise DatabaseError(f"query cancelled: {first_line(exc)}") from None
     except pg_errors.LockNotAvailable as exc:
-        raise DatabaseError(f"could not lock: {_first_line(exc)}; try again") from None
+        raise DatabaseError(f"could not lock: {first_line(exc)}; try again") from None
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"lost the connection to {target}: {_first_line(exc)}") from None
+        raise DatabaseUnavailable(f"lost the connection to {target}: {first_line(exc)}") from None
     except psycopg.Error as exc:
-        raise DatabaseError(f"database error: {_first_line(exc)}") from None
+        raise DatabaseError(f"database error: {first_line(exc)}") from None
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     ResourceType,
 )
 
-from dlqctl.core.errors import ConfigError, KafkaError
+from dlqctl.core.errors import ConfigError, KafkaError, first_line
 from dlqctl.core.replay import DEFAULT_MESSAGE_MAX_BYTES, Headers
 from dlqctl.core.settings import Settings
 from dlqctl.kafka.clients import client_config
@@ -201,5 +201,4 @@ def _int_property(config: dict[str, Any], name: str, default: int) -> int:
 def _text(exc: BaseException) -> str:
     if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "str"):
         return str(exc.args[0].str())
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)

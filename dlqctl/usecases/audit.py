@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import psycopg
+
+from dlqctl.core.errors import DlqctlError
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import AuditRecord, WriteResult
 from dlqctl.core.settings import Settings
-from dlqctl.db.audit import list_actions
-from dlqctl.db.connection import session
+from dlqctl.db.audit import list_actions, record_action
+from dlqctl.db.connection import Connection, session
 
 
 def audit_record(
@@ -44,3 +47,26 @@ def history(settings: Settings, *, action: str | None = None, limit: int = 50) -
     """The audit log, newest first."""
     with session(settings.dsn) as conn:
         return list_actions(conn, action=action, limit=limit)
+
+
+def record_run(settings: Settings, record: AuditRecord, conn: Connection | None = None) -> bool:
+    """Write a run's audit row: on the run's own connection when it is still usable, else
+    on a fresh one (a failed run's connection may be gone). Whether the row was written.
+
+    A missing audit row never changes a run's outcome: the caller says so in its summary.
+    """
+    if conn is not None and not conn.closed and not conn.broken:
+        try:
+            conn.rollback()  # the run has settled; nothing of it is left uncommitted on purpose
+            record_action(conn, record)
+            conn.commit()
+            return True
+        except psycopg.Error:
+            pass  # e.g. the connection broke just now; try a fresh one
+    try:
+        with session(settings.dsn, application_name="dlqctl audit") as fresh:
+            record_action(fresh, record)
+            fresh.commit()
+    except DlqctlError:
+        return False
+    return True

@@ -25,10 +25,9 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import CleanupResult, MatchCount, MatchPreview, Status, WriteResult
 from dlqctl.core.settings import Settings
 from dlqctl.db import cleanup_queries as q
-from dlqctl.db.audit import record_action
 from dlqctl.db.connection import Connection, describe_target, session, translate_errors
 from dlqctl.db.entries import count_matches, resolve_ids, split_explicit_ids
-from dlqctl.usecases.audit import audit_record
+from dlqctl.usecases.audit import audit_record, record_run
 
 
 class Progress(Protocol):
@@ -151,7 +150,7 @@ def purge(
             "batches": result.batches,
         }
         audited = request.entry_filter.with_statuses(request.statuses)
-        recorded = _audit(settings, conn, result, audited, details=details)
+        recorded = result.audit_recorded = _audit(settings, conn, result, audited, details=details)
     if error is not None:
         raise _after_partial_run(error, result, "deleted", recorded)
     return result
@@ -191,8 +190,10 @@ def discard(
 
             error = run.walk(selection, DISCARD_BATCH, batch)
         given_ids = [*(ids or []), *result.ineligible_ids]
-        recorded = _audit(settings, conn, result, selection, reason=request.reason,
-                          ids=given_ids, details={"batches": result.batches})  # fmt: skip
+        recorded = result.audit_recorded = _audit(
+            settings, conn, result, selection, reason=request.reason, ids=given_ids,
+            details={"batches": result.batches},
+        )  # fmt: skip
     if error is not None:
         raise _after_partial_run(error, result, "discarded", recorded)
     return result
@@ -304,23 +305,11 @@ def _audit(
     ids: Sequence[UUID] | None = None,
     details: dict[str, Any] | None = None,
 ) -> bool:
-    """Record the run (whether that worked, for a run that failed).
-
-    A failed run's connection may be gone, so its row is written on a fresh one; when that
-    fails too, the run's error (the one line the user sees) says so instead.
-    """
+    """Record the run; whether that worked (when it did not, the summary says so)."""
     record = audit_record(
         settings, result.write, entry_filter, reason=reason, ids=ids, details=details
     )
-    if result.write.outcome != "failed":
-        record_action(conn, record)
-        return True
-    try:
-        with session(settings.dsn, autocommit=True, application_name="dlqctl audit") as fresh:
-            record_action(fresh, record)
-    except DlqctlError:
-        return False
-    return True
+    return record_run(settings, record, conn)
 
 
 def _after_partial_run(

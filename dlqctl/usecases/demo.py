@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -195,7 +195,7 @@ def _produce(bootstrap: str, events: list[tuple[bytes, bytes]]) -> None:
         raise KafkaError("the demo broker did not take the generated events within 30 s")
 
 
-def _wait_for(condition: Any, what: str, failed: Any) -> None:
+def _wait_for(condition: Callable[[], bool], what: str, failed: Callable[[], bool]) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while not condition():
         if failed():

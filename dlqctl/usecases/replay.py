@@ -10,6 +10,7 @@ so a crash at any point can only cause a re-publish.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -18,7 +19,9 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from dlqctl.core.errors import DatabaseError, UsageError
+import psycopg
+
+from dlqctl.core.errors import DatabaseError, DlqctlError, Interrupted, UsageError, first_line
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import MatchCount, Status, WriteResult
 from dlqctl.core.replay import (
@@ -31,9 +34,10 @@ from dlqctl.core.replay import (
     ReplayReport,
     SilentListener,
     TopicCount,
-    compact_jsonb_text,
     list_ids,
     message_headers,
+    message_key,
+    message_value,
     missing_topic_error,
     resolve_topic,
     validate_topic_name,
@@ -41,11 +45,10 @@ from dlqctl.core.replay import (
 )
 from dlqctl.core.settings import Settings
 from dlqctl.db import replay_queries as q
-from dlqctl.db.audit import record_action
 from dlqctl.db.connection import Connection, connect, describe_target, session
 from dlqctl.db.entries import resolve_ids, split_explicit_ids
 from dlqctl.kafka.producer import Deliveries, ReplayProducer
-from dlqctl.usecases.audit import audit_record
+from dlqctl.usecases.audit import audit_record, record_run
 
 APPLICATION_NAME = "dlqctl replay"
 # How many possibly oversized entries the preflight measures exactly.
@@ -54,15 +57,28 @@ OVERSIZE_CHECK_ROWS = 1000
 
 Message = tuple[str, bytes | str, bytes | str, Headers]
 
+# Failure reasons of entries that were never sent, or sent and not marked.
+NO_TOPIC = (
+    "no target topic: the entry failed after the run was planned and its consumer has no"
+    " recorded topic or DLQCTL_TOPIC_MAP entry"
+)
+NOT_MARKED = (
+    "delivered, but the database failed before it was marked replayed; the next run"
+    " publishes it again"
+)
 
-def _message(row: Sequence[Any], topic: str | None, topic_map: dict[str, str]) -> Message:
-    """(topic, key, value, headers) of the Kafka message for one claimed row (SPEC §5)."""
+
+def _message(row: Sequence[Any], topic: str | None, topic_map: dict[str, str]) -> Message | None:
+    """(topic, key, value, headers) of the Kafka message for one claimed row (SPEC §5);
+    None when no target topic is known for it."""
     consumer = row[q.CONSUMER]
-    event_key, event_raw = row[q.EVENT_KEY], row[q.EVENT_RAW]
+    target = resolve_topic(topic, row[q.SOURCE_TOPIC], consumer, topic_map)
+    if target is None:
+        return None
     return (
-        topic or row[q.SOURCE_TOPIC] or topic_map[consumer],
-        event_key if event_key is not None else row[q.EVENT_ID],
-        event_raw if event_raw is not None else compact_jsonb_text(row[q.PAYLOAD]),
+        target,
+        message_key(row[q.EVENT_KEY], row[q.EVENT_ID]),
+        message_value(row[q.EVENT_RAW], row[q.PAYLOAD]),
         message_headers(row[q.EVENT_HEADERS], row[q.ID], consumer, row[q.RETRY_COUNT] + 1),
     )
 
@@ -94,6 +110,8 @@ def replay(
                 return _dry_run_report(plan)
             for note in _preflight_topics(producer, plan):
                 listener.note(note)
+            if stop.is_set():
+                raise Interrupted("interrupted before anything was sent; nothing changed")
             listener.confirm(plan)
             run = _Run(settings, conn, producer, selection, options, listener, stop)
             result = run.execute(plan)
@@ -179,7 +197,10 @@ def _refuse_oversize(
     )
     too_big = []
     for row in rows:
-        _, key, value, headers = _message(row, options.topic, settings.topic_map)
+        message = _message(row, options.topic, settings.topic_map)
+        if message is None:
+            continue  # no topic: refused separately, before this check
+        _, key, value, headers = message
         if wire_size(key, value, headers) > max_bytes:
             too_big.append(row[q.ID])
     if too_big:
@@ -252,12 +273,13 @@ class _Run:
         self.listener = listener
         self.stop = stop
         self.limiter = RateLimiter(options.rate, wait=stop.wait) if options.rate else None
-        self.succeeded = 0
+        self.succeeded = 0  # delivered and marked replayed (committed)
         self.failures: list[tuple[UUID, str]] = []
         self.attempted = 0
         self.claimed = 0
         self.topics: Counter[str] = Counter()
-        self.unavailable: str | None = None
+        self.unavailable: str | None = None  # Kafka stopped acknowledging
+        self.database_error: str | None = None  # claiming or marking failed
         self.interrupted = False
 
     def execute(self, plan: ReplayPlan) -> WriteResult:
@@ -270,12 +292,12 @@ class _Run:
             finally:
                 second.close()
         # Skipped: selected when the run was planned but not attempted by it (held or
-        # changed by another run, or not reached after an interrupt or a broker failure).
+        # changed by another run, or not reached after an interrupt or a failure).
         attempted = self.succeeded + len(self.failures)
         skipped = max(0, plan.total - attempted)
         if self.interrupted:
             outcome = "interrupted"
-        elif self.unavailable or self.failures:
+        elif self.unavailable or self.database_error or self.failures:
             outcome = "failed"
         else:
             outcome = "ok"
@@ -297,16 +319,23 @@ class _Run:
         size = self.options.effective_batch_size()
         limit = self.options.limit
         cursor: tuple[Any, str] = (q.START_AT, q.START_ID)
-        marking: Future[None] | None = None
+        marking: tuple[Future[None], list[tuple[str, str]]] | None = None
         turn = 0
         try:
-            while not self.stop.is_set() and not self.unavailable:
+            while not self.unavailable and not self.database_error:
+                if self.stop.is_set():
+                    self.interrupted = True
+                    break
                 want = size if limit is None else min(size, limit - self.claimed)
                 if want <= 0:
                     break
                 conn = conns[turn % 2]
                 turn += 1
-                batch = q.claim_batch(conn, query, params, cursor, want)
+                try:
+                    batch = q.claim_batch(conn, query, params, cursor, want)
+                except psycopg.Error as exc:
+                    self.database_error = self._database_text(exc)
+                    break
                 if not batch.rows:
                     conn.rollback()
                     break
@@ -314,19 +343,34 @@ class _Run:
                 delivered = self._publish(batch.rows)
                 # The previous batch's commit must be done before this one's mark starts
                 # (one marker thread, and the order of commits follows the batches).
-                if marking is not None:
-                    marking.result()
-                marking = marker.submit(self._mark, conn, delivered)
+                if marking is not None and not self._settle(*marking):
+                    self.failures.extend((UUID(i), NOT_MARKED) for i, _ in delivered)
+                    _release(conn)
+                    marking = None
+                    break
+                ids = [dlq_id for dlq_id, _ in delivered]
+                marking = (marker.submit(self._mark, conn, ids), delivered)
                 self.listener.advanced(self.attempted)
                 if self.producer.fatal_error and not self.unavailable:
                     self.unavailable = self.producer.fatal_error
         finally:
             if marking is not None:
-                marking.result()
-        self.interrupted = self.stop.is_set()
+                self._settle(*marking)
 
-    def _publish(self, rows: list[tuple[Any, ...]]) -> list[str]:
-        """Produce the claimed rows, wait for their reports; the ids delivered."""
+    def _settle(self, marking: Future[None], delivered: list[tuple[str, str]]) -> bool:
+        """Wait for a batch's mark; count it replayed, or (database failure) failed."""
+        try:
+            marking.result()
+        except DlqctlError as exc:
+            self.database_error = exc.message
+            self.failures.extend((UUID(dlq_id), NOT_MARKED) for dlq_id, _ in delivered)
+            return False
+        self.succeeded += len(delivered)
+        self.topics.update(topic for _, topic in delivered)
+        return True
+
+    def _publish(self, rows: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
+        """Produce the claimed rows, wait for their reports; (id, topic) of those delivered."""
         producer, stop, limiter = self.producer, self.stop, self.limiter
         override, topic_map = self.options.topic, self.settings.topic_map
         deliveries = Deliveries()
@@ -340,26 +384,29 @@ class _Run:
                 limiter.pace()
             if stop.is_set():
                 continue  # interrupted: the rest of the batch is released unsent
-            topic, key, value, headers = _message(row, override, topic_map)
+            message = _message(row, override, topic_map)
+            if message is None:
+                self.failures.append((UUID(row[q.ID]), NO_TOPIC))
+                self.attempted += 1
+                continue
+            topic, key, value, headers = message
             refused = producer.produce(topic, key, value, headers, partial(report, index))
             if refused is not None:
                 deliveries.fail(index, refused)
             sent.append((index, row[q.ID], topic))
         unreported = producer.flush() if sent else 0
-        delivered: list[str] = []
+        delivered: list[tuple[str, str]] = []
         errors = deliveries.errors
         for index, dlq_id, topic in sent:
             if index in errors:
                 self.failures.append((UUID(dlq_id), errors[index]))
             elif index in deliveries.acked:
-                delivered.append(dlq_id)
-                self.topics[topic] += 1
+                delivered.append((dlq_id, topic))
             else:
                 self.failures.append(
                     (UUID(dlq_id), f"no delivery report within {producer.delivery_timeout:g}s")
                 )
         self.attempted += len(sent)
-        self.succeeded += len(delivered)
         if unreported or deliveries.unavailable:
             reason = next(iter(errors.values()), "no delivery report")
             self.unavailable = reason
@@ -372,11 +419,11 @@ class _Run:
                 q.mark_replayed(conn, ids, self.settings.actor)
             conn.commit()
         except Exception as exc:
-            raise DatabaseError(
-                f"{len(ids)} entries were delivered but could not be marked replayed"
-                f" ({_first_line(exc)} at {describe_target(self.settings.dsn)}); they stay"
-                " pending and the next replay publishes them again"
-            ) from None
+            _release(conn)
+            raise DatabaseError(self._database_text(exc)) from None
+
+    def _database_text(self, exc: BaseException) -> str:
+        return f"{first_line(exc)} at {describe_target(self.settings.dsn)}"
 
     def error_line(self, result: WriteResult) -> str | None:
         """One line on stderr saying why the run failed or stopped, or None."""
@@ -384,6 +431,15 @@ class _Run:
             return (
                 f"interrupted: {result.succeeded} entries replayed, {result.failed} failed,"
                 f" {result.skipped} not attempted (they stay as they were)"
+            )
+        if self.database_error:
+            unmarked = sum(1 for _, reason in result.failures if reason == NOT_MARKED)
+            return (
+                f"the database failed during the run ({self.database_error}):"
+                f" {result.succeeded} entries were replayed and marked; {unmarked} delivered"
+                " entries could not be marked and will be published again by the next run;"
+                f" {result.skipped} were not attempted — rerun the same command when the"
+                " database is back"
             )
         if self.unavailable:
             last = self.producer.last_error
@@ -396,15 +452,15 @@ class _Run:
         if result.failed:
             return (
                 f"{result.failed} of {result.failed + result.succeeded} entries were not"
-                " replayed: the broker refused them (reasons listed with the failures); they"
-                " stay as they were"
+                " replayed (reasons listed with the failures); they stay as they were"
             )
         return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _release(conn: Connection) -> None:
+    """Roll back what a connection holds (a claimed batch's locks), whatever its state."""
+    with contextlib.suppress(psycopg.Error):  # a broken connection holds nothing any more
+        conn.rollback()
 
 
 def _audit(
@@ -432,9 +488,5 @@ def _audit(
     if report.error:
         details["error"] = report.error
     record = audit_record(settings, report.result, entry_filter, ids=explicit, details=details)
-    try:
-        record_action(conn, record)
-        conn.commit()
-    except Exception as exc:
-        conn.rollback()
-        listener.note(f"warning: could not record the audit row: {_first_line(exc)}")
+    if not record_run(settings, record, conn):
+        listener.note("warning: the run could not be recorded in the audit log (dlq_actions)")

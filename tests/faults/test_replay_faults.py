@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -258,3 +259,58 @@ def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
         assert report.exit_code == 1
         assert (report.result.succeeded, report.result.failed, report.result.skipped) == (0, 10, 5)
         assert rows_by_id(conn) == before
+
+
+def test_database_failing_mid_run_reports_counts_and_records_the_run(
+    conn: Any, db_url: str, broker: Any
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    insert_entries(conn, [entry(source_topic=topic) for _ in range(400)])
+    proc = start_dlqctl("replay", "--yes", "--batch-size", "20", "--rate", "200", "-o", "json",
+                        env=replay_env(db_url, bootstrap))  # fmt: skip
+    wait_for(lambda: len(replayed_ids(conn)) >= 40, proc)
+
+    # A failover: the server drops the run's connections (the audit row still gets a new one).
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'dlqctl replay'"
+    )
+    stdout, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert "the database failed during the run" in stderr
+    summary = parse_json(stdout)  # the summary is printed even though the run failed
+    marked = replayed_ids(conn)
+    assert summary["succeeded"] == len(marked)
+    assert summary["matched"] == summary["succeeded"] + summary["failed"] + summary["skipped"]
+    assert summary["failed"] >= 1
+    assert all("publishes it again" in f["error"] for f in summary["failures"])
+    assert_every_replayed_entry_is_on_the_topic(conn, bootstrap, topic)
+    (audit,) = audit_rows(conn)
+    assert audit["outcome"] == "failed"
+    assert audit["counts"]["succeeded"] == len(marked)
+
+    rerun = run_dlqctl_process("replay", "--yes", "-o", "json", env=replay_env(db_url, bootstrap))
+    assert rerun.returncode == 0, rerun.stderr
+    assert {r["status"] for r in rows_by_id(conn).values()} == {"replayed"}
+
+
+def test_interrupt_before_the_first_message_changes_nothing(
+    conn: Any, db_url: str, broker: Any
+) -> None:
+    from dlqctl.core.errors import Interrupted
+
+    topic = create_topic(broker.bootstrap_servers)
+    insert_entries(conn, [entry(source_topic=topic) for _ in range(5)])
+    stop = threading.Event()
+    stop.set()  # Ctrl-C while the run was still planning
+    with pytest.raises(Interrupted) as caught:
+        replay(
+            replay_settings(db_url, broker.bootstrap_servers), EntryFilter(), ReplayOptions(),
+            stop=stop,
+        )  # fmt: skip
+    assert caught.value.exit_code == 130
+    assert replayed_ids(conn) == set()
+    assert audit_rows(conn) == []

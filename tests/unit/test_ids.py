@@ -36,3 +36,15 @@ def test_parse_uuid() -> None:
     )
     with pytest.raises(ValueError, match="not a UUID"):
         parse_uuid("nope")
+
+
+def test_entry_filter_keeps_each_consumer_and_status_once() -> None:
+    from dlqctl.core.filters import EntryFilter
+    from dlqctl.core.models import Status
+
+    entry_filter = EntryFilter(
+        consumers=("b", "a", "b"), statuses=(Status.PENDING, Status.REPLAYED, Status.PENDING)
+    )
+    assert entry_filter.consumers == ("b", "a")
+    assert entry_filter.statuses == (Status.PENDING, Status.REPLAYED)
+    assert entry_filter.with_statuses((Status.DISCARDED,) * 2).statuses == (Status.DISCARDED,)
