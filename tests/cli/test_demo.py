@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,3 +159,33 @@ def test_demo_without_the_extra_says_what_to_install() -> None:
     assert result.returncode == 2, result.stderr
     assert "pip install 'dlqctl[demo]'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_stop_refuses_a_state_file_it_did_not_write(tmp_path: Path) -> None:
+    victim = tmp_path / "precious"
+    victim.mkdir()
+    state_path().parent.mkdir(mode=0o700, exist_ok=True)
+    try:
+        planted = {
+            "processes": [{"name": "x", "pid": 999_999, "start_time": 1, "stop_signal": 15,
+                           "directory": str(victim)}],
+            "exports": {},
+        }  # fmt: skip
+        state_path().write_text(json.dumps(planted))
+        state_path().chmod(0o644)  # written by someone else's umask: not private
+        refused = run_dlqctl_process("demo", "--stop")
+        assert refused.returncode == 1
+        assert "not private" in refused.stderr
+        state_path().chmod(0o600)  # private, but names a directory no server of ours made
+        stopped = run_dlqctl_process("demo", "--stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert victim.is_dir()
+        state_path().parent.mkdir(mode=0o700, exist_ok=True)
+        state_path().write_text("{not json")
+        state_path().chmod(0o600)
+        garbled = run_dlqctl_process("demo", "--stop")
+        assert garbled.returncode == 1
+        assert "not a dlqctl demo state file" in garbled.stderr
+        assert "Traceback" not in garbled.stderr
+    finally:
+        shutil.rmtree(state_path().parent, ignore_errors=True)
