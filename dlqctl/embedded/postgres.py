@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from dlqctl.embedded.process import (
     EmbeddedServiceError,
@@ -94,13 +95,17 @@ class EmbeddedPostgres:
     """A throw-away PostgreSQL cluster on 127.0.0.1.
 
     ``die_with_parent`` ties the server's life to this process (tests); without it the
-    server keeps running after we exit (``dlqctl demo --keep``).
+    server keeps running after we exit (``dlqctl demo --keep``). With a ``password``, TCP
+    connections need it (scram-sha-256): any local user can reach 127.0.0.1, and a server
+    left running should not let them in as its superuser. Without one, every connection is
+    trusted (the test suite's throw-away servers).
     """
 
     bindir: Path | None = None
     base_dir: Path | None = None
     die_with_parent: bool = True
     fast_unsafe: bool = True
+    password: str | None = field(default=None, repr=False)
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _owns_base_dir: bool = field(default=False, repr=False)
@@ -108,10 +113,11 @@ class EmbeddedPostgres:
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+        return self.url("postgres")
 
     def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+        user = f"{SUPERUSER}:{quote(self.password, safe='')}" if self.password else SUPERUSER
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
 
     @property
     def log_path(self) -> Path:
@@ -131,11 +137,20 @@ class EmbeddedPostgres:
         if run_as is not None:
             os.chown(base, run_as.uid, run_as.gid)
         data = base / "data"
+        auth = ["--auth=trust"]
+        if self.password is not None:
+            password_file = base / "password"
+            password_file.write_text(self.password)
+            if run_as is not None:
+                os.chown(password_file, run_as.uid, run_as.gid)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}"]
         initdb = subprocess.run(
-            [bindir / "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
+            [bindir / "initdb", "-D", data, "-U", SUPERUSER, *auth, "-E", "UTF8",
              "--locale=C", "--no-sync", "--no-instructions"],
             capture_output=True, check=False, **kwargs,  # type: ignore[call-overload]
         )  # fmt: skip
+        if self.password is not None:
+            (base / "password").unlink()
         if initdb.returncode != 0:
             raise EmbeddedServiceError(
                 f"initdb failed: {initdb.stderr.decode(errors='replace').strip()}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import secrets
 import shlex
 import signal
 import threading
@@ -158,7 +159,8 @@ def _services(keep: bool) -> Iterator[tuple[Any, Any]]:
     from dlqctl.embedded.postgres import EmbeddedPostgres
     from dlqctl.embedded.tansu import EmbeddedBroker
 
-    postgres = EmbeddedPostgres(die_with_parent=not keep)
+    # A password, so that other local users cannot use a kept server as its superuser.
+    postgres = EmbeddedPostgres(die_with_parent=not keep, password=secrets.token_urlsafe(18))
     broker = EmbeddedBroker(die_with_parent=not keep)
     kept = False
     try:

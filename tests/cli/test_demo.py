@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from dlqctl.embedded.demo_state import state_path
 from dlqctl.usecases.demo import DEMO_CONSUMER, OrderProjector, generate_events
@@ -103,6 +105,12 @@ def test_keep_then_stop(tmp_path: Path) -> None:
         assert {"DLQCTL_DATABASE_URL", "DLQCTL_KAFKA_BOOTSTRAP_SERVERS"} <= set(env)
         started = _server_pids() - before
         assert len(started) == 2
+        # Other local users cannot walk into the kept server: TCP needs the password.
+        info = conninfo_to_dict(env["DLQCTL_DATABASE_URL"])
+        assert info.get("password")
+        without = {k: v for k, v in info.items() if k != "password"}
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(**without, connect_timeout=5).close()
         # The kept services answer from "another shell".
         stats = run_dlqctl_process("stats", "-o", "json", env=env)
         assert stats.returncode == 0, stats.stderr
