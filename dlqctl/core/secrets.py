@@ -96,10 +96,6 @@ class Scrubber:
             return text
         return self._pattern.sub(MASK, text)
 
-    @property
-    def active(self) -> bool:
-        return self._pattern is not None
-
 
 def build_scrubber(
     database_url: str | None,

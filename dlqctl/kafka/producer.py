@@ -174,9 +174,6 @@ class ReplayProducer:
             except KafkaException as exc:
                 return exc.args[0] if exc.args else _text(exc)
 
-    def poll(self, timeout: float = 0) -> None:
-        self._producer.poll(timeout)
-
     def flush(self) -> int:
         """Wait for every queued message's report (bounded); the number still unreported."""
         return int(self._producer.flush(self.delivery_timeout + FLUSH_GRACE))
