@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -51,7 +52,7 @@ class Header:
     value: bytes | None
 
     @classmethod
-    def from_stored(cls, pair: list[Any]) -> Header:
+    def from_stored(cls, pair: Sequence[Any]) -> Header:
         key, value = pair
         return cls(key=str(key), value=None if value is None else base64.b64decode(value))
 

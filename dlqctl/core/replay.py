@@ -8,7 +8,6 @@ the original headers (earlier ``dlq-*`` headers dropped) plus ``dlq-id``, ``dlq-
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +16,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from dlqctl.core.models import MatchCount, WriteResult
+from dlqctl.core.models import Header, MatchCount, WriteResult
 
 DLQ_HEADER_PREFIX = "dlq-"
 HEADER_ID = "dlq-id"
@@ -222,11 +221,8 @@ def message_headers(
     ]
     if not stored:
         return ours
-    kept: Headers = [
-        (str(key), None if value is None else base64.b64decode(value))
-        for key, value in stored
-        if not str(key).startswith(DLQ_HEADER_PREFIX)
-    ]
+    headers = (Header.from_stored(pair) for pair in stored)
+    kept: Headers = [(h.key, h.value) for h in headers if not h.key.startswith(DLQ_HEADER_PREFIX)]
     return kept + ours
 
 

@@ -8,7 +8,7 @@ reason. Replay marks an entry only after its report said delivered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError as RdKafkaError
@@ -104,9 +104,7 @@ class ReplayProducer:
         }
         self._config = client_config(base, overrides)
         self.bootstrap_servers = str(self._config["bootstrap.servers"])
-        self.max_message_bytes = _int_property(
-            self._config, "message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES
-        )
+        self.max_message_bytes = max_message_bytes(self._config)
         self.last_error: str | None = None
         self.fatal_error: str | None = None
         try:
@@ -188,11 +186,16 @@ class ReplayProducer:
             log.debug("closing the producer: %s", _text(exc))
 
 
-def _int_property(config: dict[str, Any], name: str, default: int) -> int:
+def _int_property(config: Mapping[str, Any], name: str, default: int) -> int:
     try:
         return int(config.get(name, default))
     except (TypeError, ValueError):
         raise ConfigError(f"Kafka producer property {name} must be a number") from None
+
+
+def max_message_bytes(config: Mapping[str, Any]) -> int:
+    """The producer's message.max.bytes (what replay's size preflight compares with)."""
+    return _int_property(config, "message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)
 
 
 def _text(exc: BaseException) -> str:

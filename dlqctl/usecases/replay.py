@@ -25,7 +25,6 @@ from dlqctl.core.errors import DatabaseError, DlqctlError, Interrupted, UsageErr
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import MatchCount, Status, WriteResult
 from dlqctl.core.replay import (
-    DEFAULT_MESSAGE_MAX_BYTES,
     Headers,
     RateLimiter,
     ReplayListener,
@@ -47,7 +46,7 @@ from dlqctl.core.settings import Settings
 from dlqctl.db import replay_queries as q
 from dlqctl.db.connection import Connection, connect, describe_target, session
 from dlqctl.db.entries import resolve_ids, split_explicit_ids
-from dlqctl.kafka.producer import Deliveries, ReplayProducer
+from dlqctl.kafka.producer import Deliveries, ReplayProducer, max_message_bytes
 from dlqctl.usecases.audit import audit_record, record_run
 
 APPLICATION_NAME = "dlqctl replay"
@@ -102,7 +101,11 @@ def replay(
     try:
         with session(settings.dsn, application_name=APPLICATION_NAME) as conn:
             selection, explicit, ineligible = _select(conn, entry_filter)
-            max_bytes = producer.max_message_bytes if producer else _max_bytes(settings)
+            max_bytes = (
+                producer.max_message_bytes
+                if producer
+                else max_message_bytes(settings.producer_config())
+            )
             plan, selection = _plan(conn, selection, options, settings, max_bytes, ineligible)
             conn.rollback()
             if producer is None:
@@ -134,13 +137,6 @@ def _select(
     resolved = resolve_ids(conn, entry_filter.ids)
     eligible, ineligible = split_explicit_ids(conn, resolved, entry_filter, statuses)
     return q.Selection(eligible_filter, ids=eligible), eligible, ineligible
-
-
-def _max_bytes(settings: Settings) -> int:
-    try:
-        return int(settings.producer_config().get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
-    except ValueError:
-        return DEFAULT_MESSAGE_MAX_BYTES
 
 
 def _plan(
