@@ -32,10 +32,17 @@ RESULTS = ROOT / "bench" / "results"
 # Consumers and their share of the rows: one big, several medium, one small whose
 # failures are all old (the case that needs the composite index).
 CONSUMERS: list[tuple[str, float]] = [
-    ("orders", 0.27), ("payments", 0.15), ("inventory", 0.12), ("shipping", 0.10),
-    ("notifications", 0.09), ("billing", 0.08), ("search-indexer", 0.07),
-    ("analytics", 0.06), ("fraud-check", 0.05), ("legacy-import", 0.01),
-]  # fmt: skip
+    ("orders", 0.27),
+    ("payments", 0.15),
+    ("inventory", 0.12),
+    ("shipping", 0.10),
+    ("notifications", 0.09),
+    ("billing", 0.08),
+    ("search-indexer", 0.07),
+    ("analytics", 0.06),
+    ("fraud-check", 0.05),
+    ("legacy-import", 0.01),
+]
 BIG_CONSUMER = "orders"
 SMALL_CONSUMER = "legacy-import"
 
@@ -48,7 +55,7 @@ ERROR_TEMPLATES = [
     " DETAIL: Key (id)=(%s) already exists.",
     "HTTPError: 503 Service Unavailable from inventory at %s (request %s)",
     "json.decoder.JSONDecodeError: Expecting value: line %s column %s (char %s)",
-]  # fmt: skip
+]
 
 
 def environment_line() -> str:
@@ -119,13 +126,17 @@ def load_rows(
                 WHERE r.pick <= b.bound OR b.bound = 1 ORDER BY b.bound LIMIT 1) AS c
             """,
             {
-                "rows": rows, "filler": filler, "templates": ERROR_TEMPLATES,
-                "n_templates": len(ERROR_TEMPLATES), "small": SMALL_CONSUMER,
-                "with_fp": with_fingerprints, "fingerprints": fingerprints,
+                "rows": rows,
+                "filler": filler,
+                "templates": ERROR_TEMPLATES,
+                "n_templates": len(ERROR_TEMPLATES),
+                "small": SMALL_CONSUMER,
+                "with_fp": with_fingerprints,
+                "fingerprints": fingerprints,
                 "names": [b[0] for b in boundaries],
                 "bounds": [min(b[1], 1.0) for b in boundaries[:-1]] + [1.0],
             },
-        )  # fmt: skip
+        )
         conn.execute("VACUUM ANALYZE dlq")
     return time.perf_counter() - started
 
@@ -213,8 +224,12 @@ class ResultTable:
     notes: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |",
-                 "|" + "---|" * len(self.headers)]  # fmt: skip
+        lines = [
+            f"**{self.title}**",
+            "",
+            "| " + " | ".join(self.headers) + " |",
+            "|" + "---|" * len(self.headers),
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         lines += [""] + [f"_{n}_" for n in self.notes] if self.notes else []
         return "\n".join(lines) + "\n"

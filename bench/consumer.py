@@ -62,11 +62,14 @@ def _fill(bootstrap: str, topic: str, count: int, failing: bool) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for n in range(count):
         value = {
-            "event_id": str(uuid.uuid4()), "type": "OrderPlaced", "order_id": n,
-            "amount": round(n * 0.37, 2), "currency": "EUR",
+            "event_id": str(uuid.uuid4()),
+            "type": "OrderPlaced",
+            "order_id": n,
+            "amount": round(n * 0.37, 2),
+            "currency": "EUR",
             "items": [{"sku": f"SKU-{n % 977}", "qty": 1 + n % 5}],
             "fail": failing and n % FAIL_EVERY == 0,
-        }  # fmt: skip
+        }
         while True:
             try:
                 producer.produce(topic, json.dumps(value).encode(), key=str(n).encode())
@@ -92,11 +95,16 @@ def _handler(counter: dict[str, Any]) -> Callable[[Any], None]:
 def _raw_loop(bootstrap: str, topic: str, count: int, dsn: str | None, name: str = "raw") -> Run:
     """Consume, decode, handle; failures INSERTed one by one (``dsn`` given); commit the
     highest offset per partition every COMMIT_INTERVAL once everything before is done."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False, "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest", **CLIENT,
-    })  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"raw-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            **CLIENT,
+        }
+    )
     conn = psycopg.connect(dsn, autocommit=True) if dsn else None
     counter: dict[str, Any] = {"first": None, "calls": 0}
     handle = _handler(counter)
@@ -123,9 +131,17 @@ def _raw_loop(bootstrap: str, topic: str, count: int, dsn: str | None, name: str
                             "INSERT INTO dlq (consumer, event_id, event_payload, error_message,"
                             " source_topic, source_partition, source_offset, event_raw)"
                             " VALUES (%s, %s, %s::jsonb, %s, %s, %s, %s, %s)",
-                            (name, event["event_id"], raw.decode(), f"ValueError: {exc}",
-                             msg.topic(), msg.partition(), msg.offset(), raw),
-                        )  # fmt: skip
+                            (
+                                name,
+                                event["event_id"],
+                                raw.decode(),
+                                f"ValueError: {exc}",
+                                msg.topic(),
+                                msg.partition(),
+                                msg.offset(),
+                                raw,
+                            ),
+                        )
                         stored += 1
                 positions[(msg.topic(), msg.partition())] = msg.offset() + 1
                 done += 1
@@ -171,9 +187,11 @@ def _dlq_consumer(
     handle = _handler(counter)
     writer = _TimedWriter(dsn, failing)
     settings = Settings(
-        database_url=dsn, kafka_bootstrap_servers=bootstrap, kafka_consumer_config=CLIENT,
+        database_url=dsn,
+        kafka_bootstrap_servers=bootstrap,
+        kafka_consumer_config=CLIENT,
         consumer_commit_interval=COMMIT_INTERVAL,
-    )  # fmt: skip
+    )
     consumer: DlqConsumer
 
     def counting(event: Any) -> None:
@@ -185,9 +203,15 @@ def _dlq_consumer(
                 consumer.stop()
 
     consumer = DlqConsumer(
-        counting, consumer=name, topics=[topic], group_id=f"dlq-{uuid.uuid4().hex[:8]}",
-        settings=settings, retries=0, writer=writer, stats_interval=3600,
-    )  # fmt: skip
+        counting,
+        consumer=name,
+        topics=[topic],
+        group_id=f"dlq-{uuid.uuid4().hex[:8]}",
+        settings=settings,
+        retries=0,
+        writer=writer,
+        stats_interval=3600,
+    )
     consumer.run()
     if counter["last"] is None or writer.stored < failing:
         raise RuntimeError(f"consumer stopped early: {consumer.stats}")
@@ -256,9 +280,14 @@ def _run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
     table = ResultTable(
         title=f"Embedded consumer vs a raw confluent-kafka loop ({count:,} events,"
         f" {PARTITIONS} partitions, median of {rounds})",
-        headers=["scenario", "raw loop", "DlqConsumer", "ratio (DlqConsumer / raw)",
-                 "single rounds (raw; DlqConsumer)"],
-    )  # fmt: skip
+        headers=[
+            "scenario",
+            "raw loop",
+            "DlqConsumer",
+            "ratio (DlqConsumer / raw)",
+            "single rounds (raw; DlqConsumer)",
+        ],
+    )
 
     def spread(name: str) -> str:
         rates = sorted(r.rate for r in results[name])
@@ -269,10 +298,15 @@ def _run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
         (f"{100 // FAIL_EVERY} % failing, --retries 0", "raw failing", "dlq failing"),
     ):
         raw, dlq = median(raw_name), median(dlq_name)
-        table.rows.append([
-            label, f"{raw.rate:,.0f} events/s", f"{dlq.rate:,.0f} events/s",
-            fmt_ratio(dlq.rate / raw.rate), f"{spread(raw_name)}; {spread(dlq_name)}",
-        ])  # fmt: skip
+        table.rows.append(
+            [
+                label,
+                f"{raw.rate:,.0f} events/s",
+                f"{dlq.rate:,.0f} events/s",
+                fmt_ratio(dlq.rate / raw.rate),
+                f"{spread(raw_name)}; {spread(dlq_name)}",
+            ]
+        )
     table.notes = [
         "Same client settings and commit cadence (every 1 s, asynchronous) on both sides;"
         " timed from the first event to the last one handled or stored.",
@@ -285,6 +319,10 @@ def _run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
         "Rounds alternate between the two sides, so load from other jobs on the shared"
         " machine hits both alike; compare the ratios, not the absolute rates.",
     ]
-    meta = {"events": count, "rounds": rounds, "partitions": PARTITIONS,
-            "raw": {k: [round(r.seconds, 3) for r in v] for k, v in results.items()}}  # fmt: skip
+    meta = {
+        "events": count,
+        "rounds": rounds,
+        "partitions": PARTITIONS,
+        "raw": {k: [round(r.seconds, 3) for r in v] for k, v in results.items()},
+    }
     return [table], meta

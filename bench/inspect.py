@@ -50,8 +50,9 @@ PAGE = 50
 PENDING = (Status.PENDING,)
 
 
-def _explain_ms(conn: psycopg.Connection[Any], query: sql.Composable, params: Any,
-                repeat: int) -> float:  # fmt: skip
+def _explain_ms(
+    conn: psycopg.Connection[Any], query: sql.Composable, params: Any, repeat: int
+) -> float:
     """Median server time (planning + execution) of ``query`` from EXPLAIN ANALYZE."""
     samples = []
     explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + query
@@ -82,8 +83,9 @@ def _median_run(argv: list[str], repeat: int, env: dict[str, str] | None = None)
     return _interleaved({"run": argv}, repeat, env)["run"]
 
 
-def _interleaved(commands: dict[str, list[str]], repeat: int,
-                 env: dict[str, str] | None = None) -> dict[str, float]:  # fmt: skip
+def _interleaved(
+    commands: dict[str, list[str]], repeat: int, env: dict[str, str] | None = None
+) -> dict[str, float]:
     """Median wall time of each command, run in turn (one warm-up round), so that a busy
     moment on the shared machine hits every command alike."""
     samples: dict[str, list[float]] = {label: [] for label in commands}
@@ -112,9 +114,11 @@ def first_pages(conn: psycopg.Connection[Any], rows: int, repeat: int) -> Result
         (f"-c {BIG_CONSUMER}", EntryFilter(consumers=(BIG_CONSUMER,))),
         (f"-c {BIG_CONSUMER} -s pending", EntryFilter(consumers=(BIG_CONSUMER,), statuses=PENDING)),
         (f"-c {SMALL_CONSUMER}", EntryFilter(consumers=(SMALL_CONSUMER,))),
-        (f"-c {SMALL_CONSUMER} -s pending",
-         EntryFilter(consumers=(SMALL_CONSUMER,), statuses=PENDING)),
-    ]  # fmt: skip
+        (
+            f"-c {SMALL_CONSUMER} -s pending",
+            EntryFilter(consumers=(SMALL_CONSUMER,), statuses=PENDING),
+        ),
+    ]
     for label, entry_filter in cases:
         ours = _explain_ms(conn, *page_query(entry_filter, limit=PAGE + 1), repeat)
         naive = _explain_ms(conn, *_naive_page(entry_filter, PAGE + 1), max(1, repeat // 3))
@@ -146,22 +150,33 @@ def startup(dsn: str, repeat: int) -> tuple[ResultTable, dict[str, float]]:
         )
         runs: list[tuple[str, list[str]]] = [
             ("python + imports + query (baseline)", [sys.executable, "-c", baseline_code]),
-            ("psql, same SQL", [str(embedded_bindir() / "psql"), "-X", "-q", "-A", "-t",
-                                "-d", dsn, "-c", literal]),
-            (f"dlqctl list -c {consumer} -s pending -o json",
-             dlqctl_argv("list", "-c", consumer, "-s", "pending", "-o", "json")),
-            (f"dlqctl list -c {consumer} -s pending (table)",
-             dlqctl_argv("list", "-c", consumer, "-s", "pending")),
-        ]  # fmt: skip
+            (
+                "psql, same SQL",
+                [str(embedded_bindir() / "psql"), "-X", "-q", "-A", "-t", "-d", dsn, "-c", literal],
+            ),
+            (
+                f"dlqctl list -c {consumer} -s pending -o json",
+                dlqctl_argv("list", "-c", consumer, "-s", "pending", "-o", "json"),
+            ),
+            (
+                f"dlqctl list -c {consumer} -s pending (table)",
+                dlqctl_argv("list", "-c", consumer, "-s", "pending"),
+            ),
+        ]
         walls = _interleaved(dict(runs), repeat, env)
         base = walls["python + imports + query (baseline)"]
         for label, wall in walls.items():
             table.rows.append([label, fmt_ms(wall), fmt_ratio(wall / base)])
         out[f"list_json_ratio_{consumer}"] = walls[runs[2][0]] / base
         out[f"list_table_ratio_{consumer}"] = walls[runs[3][0]] / base
-    helps = _interleaved({"python -c pass": [sys.executable, "-c", "pass"],
-                          "dlqctl --help": dlqctl_argv("--help"),
-                          "dlqctl list --help": dlqctl_argv("list", "--help")}, repeat)  # fmt: skip
+    helps = _interleaved(
+        {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "dlqctl --help": dlqctl_argv("--help"),
+            "dlqctl list --help": dlqctl_argv("list", "--help"),
+        },
+        repeat,
+    )
     for label, wall in helps.items():
         out[label] = wall
         table.rows.append([label, fmt_ms(wall), ""])
@@ -212,13 +227,20 @@ def stream(dsn: str, rows: int) -> tuple[ResultTable, dict[str, float]]:
     env = {"DLQCTL_DATABASE_URL": dsn}
     table = ResultTable(
         "list --all -o ndjson: throughput (best of two) and peak RSS",
-        ["selection", "rows", "dlqctl wall", "dlqctl rows/s", "dlqctl peak RSS",
-         "raw psycopg rows/s", "raw peak RSS"],
+        [
+            "selection",
+            "rows",
+            "dlqctl wall",
+            "dlqctl rows/s",
+            "dlqctl peak RSS",
+            "raw psycopg rows/s",
+            "raw peak RSS",
+        ],
         notes=[
             "raw: a psycopg server-side cursor (itersize 2000) writing one json.dumps per row."
             " Target: dlqctl's peak RSS within 10 % between the two sizes.",
         ],
-    )  # fmt: skip
+    )
     out: dict[str, float] = {}
     with psycopg.connect(dsn) as conn:
         discarded = conn.execute("SELECT count(*) FROM dlq WHERE status = 'discarded'").fetchone()
@@ -240,10 +262,17 @@ def stream(dsn: str, rows: int) -> tuple[ResultTable, dict[str, float]]:
         raw = min(raw_runs, key=lambda r: r.wall)
         rss = max(r.max_rss_mb for r in ours_runs)
         raw_rss = max(r.max_rss_mb for r in raw_runs)
-        table.rows.append([
-            label, f"{n:,}", f"{ours.wall:.2f} s", f"{n / ours.wall:,.0f}",
-            f"{rss:.0f} MB", f"{n / raw.wall:,.0f}", f"{raw_rss:.0f} MB",
-        ])  # fmt: skip
+        table.rows.append(
+            [
+                label,
+                f"{n:,}",
+                f"{ours.wall:.2f} s",
+                f"{n / ours.wall:,.0f}",
+                f"{rss:.0f} MB",
+                f"{n / raw.wall:,.0f}",
+                f"{raw_rss:.0f} MB",
+            ]
+        )
         key = "all" if not args else "part"
         out[f"rss_mb_{key}"] = rss
         out[f"rows_per_s_{key}"] = n / ours.wall
@@ -270,17 +299,30 @@ def stats(dsn: str, null_dsn: str, repeat: int) -> tuple[ResultTable, dict[str, 
     day_ago = datetime.now(UTC) - timedelta(hours=24)
     cases = [
         ("fingerprints stored, everything", dsn, [], EntryFilter()),
-        ("fingerprints stored, --since 24h", dsn, ["--since", iso_utc(day_ago) or ""],
-         EntryFilter(since=day_ago)),
-        (f"fingerprints stored, -c {SMALL_CONSUMER}", dsn, ["-c", SMALL_CONSUMER],
-         EntryFilter(consumers=(SMALL_CONSUMER,))),
+        (
+            "fingerprints stored, --since 24h",
+            dsn,
+            ["--since", iso_utc(day_ago) or ""],
+            EntryFilter(since=day_ago),
+        ),
+        (
+            f"fingerprints stored, -c {SMALL_CONSUMER}",
+            dsn,
+            ["-c", SMALL_CONSUMER],
+            EntryFilter(consumers=(SMALL_CONSUMER,)),
+        ),
         ("none stored (on the fly), everything", null_dsn, [], EntryFilter()),
-        ("none stored (on the fly), --since 24h", null_dsn,
-         ["--since", iso_utc(day_ago) or ""], EntryFilter(since=day_ago)),
-    ]  # fmt: skip
+        (
+            "none stored (on the fly), --since 24h",
+            null_dsn,
+            ["--since", iso_utc(day_ago) or ""],
+            EntryFilter(since=day_ago),
+        ),
+    ]
     for label, url, args, entry_filter in cases:
-        wall = _median_run(dlqctl_argv("stats", "-o", "json", *args), repeat,
-                           {"DLQCTL_DATABASE_URL": url})  # fmt: skip
+        wall = _median_run(
+            dlqctl_argv("stats", "-o", "json", *args), repeat, {"DLQCTL_DATABASE_URL": url}
+        )
         query, params = group_counts_query(entry_filter)
         with psycopg.connect(url, row_factory=dict_row) as conn:
             server = _explain_ms(conn, query, params, max(1, repeat // 2))
@@ -323,8 +365,9 @@ def run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
             admin.execute("CREATE DATABASE dlq_unfingerprinted")
         null_dsn = pg.url("dlq_unfingerprinted")
         migrate(null_dsn)
-        _timed("load without fingerprints",
-               lambda: load_rows(null_dsn, rows, with_fingerprints=False))  # fmt: skip
+        _timed(
+            "load without fingerprints", lambda: load_rows(null_dsn, rows, with_fingerprints=False)
+        )
         tables = []
         with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
             tables.append(_timed("first pages", lambda: first_pages(conn, rows, repeat)))

@@ -32,9 +32,17 @@ WRITER_INTERVAL = 0.005
 DISCARD_ARGS = ["discard", "-s", "pending", "--until", "30d"]
 TEMPLATE = "purge_template"
 CONSUMERS = [
-    "orders", "payments", "inventory", "shipping", "notifications", "billing",
-    "search-indexer", "analytics", "fraud-check", "legacy-import",
-]  # fmt: skip
+    "orders",
+    "payments",
+    "inventory",
+    "shipping",
+    "notifications",
+    "billing",
+    "search-indexer",
+    "analytics",
+    "fraud-check",
+    "legacy-import",
+]
 
 _LOAD = """
 INSERT INTO dlq (consumer, event_id, event_payload, error_message, failed_at, retry_count, status)
@@ -81,9 +89,14 @@ def _load(dsn: str, purgeable: int) -> dict[str, int]:
         conn.execute("SET maintenance_work_mem = '256MB'")
         conn.execute(
             _LOAD,
-            {"consumers": CONSUMERS, "filler": "x" * 440, "old": old, "recent": recent,
-             "total": old + recent},
-        )  # fmt: skip
+            {
+                "consumers": CONSUMERS,
+                "filler": "x" * 440,
+                "old": old,
+                "recent": recent,
+                "total": old + recent,
+            },
+        )
         conn.execute("VACUUM ANALYZE dlq")
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE status <> 'pending' AND failed_at < now() - interval"
@@ -193,8 +206,10 @@ def _dlqctl(args: list[str]) -> Any:
     def work(dsn: str) -> tuple[int, int]:
         done = subprocess.run(
             dlqctl_argv("--database-url", dsn, *args, "--yes", "-o", "json"),
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"dlqctl failed ({done.returncode}): {done.stderr.strip()}")
         with psycopg.connect(dsn) as conn:
@@ -227,10 +242,11 @@ def _startup(cluster: Cluster) -> float:
     for _ in range(3):
         started = time.perf_counter()
         subprocess.run(
-            dlqctl_argv("--database-url", dsn, "purge", "--older-than", "30d", "-c", "nobody",
-                        "--yes", "-q"),
+            dlqctl_argv(
+                "--database-url", dsn, "purge", "--older-than", "30d", "-c", "nobody", "--yes", "-q"
+            ),
             check=True,
-        )  # fmt: skip
+        )
         samples.append(time.perf_counter() - started)
     cluster.drop("purge_startup")
     return statistics.median(samples)
@@ -251,8 +267,10 @@ def _row(label: str, tool: str, runs: list[Run], raw: list[Run] | None) -> list[
     best, median = max(rates), statistics.median(rates)
     if raw:
         raw_rates = [r.rate for r in raw]
-        ratio = (f"{fmt_ratio(best / max(raw_rates))} / "
-                 f"{fmt_ratio(median / statistics.median(raw_rates))}")  # fmt: skip
+        ratio = (
+            f"{fmt_ratio(best / max(raw_rates))} / "
+            f"{fmt_ratio(median / statistics.median(raw_rates))}"
+        )
     per_batch = statistics.median((r.wall - r.overhead) / r.batches for r in runs) if busy else 0.0
     maxima = [max(r.latencies) for r in runs]
     return [
@@ -267,8 +285,16 @@ def _row(label: str, tool: str, runs: list[Run], raw: list[Run] | None) -> list[
     ]
 
 
-HEADERS = ["batch", "tool", "rows/s best / median", "vs raw best / median", "per batch",
-           "writer inserts", "writer p99", "writer max: median / worst round"]  # fmt: skip
+HEADERS = [
+    "batch",
+    "tool",
+    "rows/s best / median",
+    "vs raw best / median",
+    "per batch",
+    "writer inserts",
+    "writer p99",
+    "writer max: median / worst round",
+]
 
 
 def _check(runs: list[Run], expected: int, tool: str) -> None:
@@ -307,14 +333,20 @@ def run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
                 for i, n in enumerate(BATCH_SIZES):
                     tools = ["raw", "dlqctl"] if (i + round_) % 2 == 0 else ["dlqctl", "raw"]
                     for tool in tools:
-                        work = (_raw(_RAW_DELETE, n) if tool == "raw"
-                                else _dlqctl([*purge_args, str(n)]))  # fmt: skip
+                        work = (
+                            _raw(_RAW_DELETE, n)
+                            if tool == "raw"
+                            else _dlqctl([*purge_args, str(n)])
+                        )
                         measured.setdefault((tool, n), []).append(
                             cluster.measure(f"purge_{tool}_{n}", work)
                         )
                 for tool in ("raw", "dlqctl"):
-                    work = (_raw(_RAW_DISCARD, DISCARD_BATCH) if tool == "raw"
-                            else _dlqctl(DISCARD_ARGS))  # fmt: skip
+                    work = (
+                        _raw(_RAW_DISCARD, DISCARD_BATCH)
+                        if tool == "raw"
+                        else _dlqctl(DISCARD_ARGS)
+                    )
                     measured.setdefault((tool, 0), []).append(
                         cluster.measure(f"discard_{tool}", work)
                     )
@@ -363,7 +395,9 @@ def pg_version() -> str:
     from dlqctl.embedded.postgres import embedded_bindir
 
     out = subprocess.run(
-        [str(embedded_bindir() / "postgres"), "--version"], capture_output=True, text=True,
+        [str(embedded_bindir() / "postgres"), "--version"],
+        capture_output=True,
+        text=True,
         check=False,
-    )  # fmt: skip
+    )
     return out.stdout.strip()

@@ -122,10 +122,13 @@ def _raw_producer(dsn: str, bootstrap: str, topic: str, count: int) -> None:
             " FROM dlq LIMIT 1000"
         ).fetchall()
     messages = [
-        (r[2], compact_jsonb_text(r[4]),
-         [("dlq-id", r[0]), ("dlq-consumer", r[1]), ("dlq-retry-count", str(r[3] + 1))])
+        (
+            r[2],
+            compact_jsonb_text(r[4]),
+            [("dlq-id", r[0]), ("dlq-consumer", r[1]), ("dlq-retry-count", str(r[3] + 1))],
+        )
         for r in sample
-    ]  # fmt: skip
+    ]
     producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER})
     producer.produce(topic, value=b"warm-up")  # the idempotent start (~0.5 s) is not timed
     producer.flush(30)
@@ -169,18 +172,19 @@ def _measure(
             if replayed != size:
                 raise RuntimeError(f"{name} replayed {replayed} of {size}")
             runs[name].append((size / run.wall, run.max_rss_mb))
-            print(f"  {size:>9,} {name:<9} {size / run.wall:>9,.0f}/s "
-                  f"{run.max_rss_mb:.0f} MB", flush=True)  # fmt: skip
+            print(
+                f"  {size:>9,} {name:<9} {size / run.wall:>9,.0f}/s {run.max_rss_mb:.0f} MB",
+                flush=True,
+            )
     topic = _topic(bootstrap, f"bench-raw-producer-{size}")
     produced = run_process(_python("raw-producer", dsn, bootstrap, topic, str(size)))
     if produced.returncode != 0:
         raise RuntimeError(f"raw producer failed: {produced.stderr.decode(errors='replace')}")
     seconds = json.loads(produced.stdout)["seconds"]
     result = {
-        name: {"rate": statistics.median(r for r, _ in samples),
-               "rss": max(m for _, m in samples)}
+        name: {"rate": statistics.median(r for r, _ in samples), "rss": max(m for _, m in samples)}
         for name, samples in runs.items()
-    }  # fmt: skip
+    }
     result["raw producer"] = {"rate": size / seconds, "rss": produced.max_rss_mb}
     return result
 
@@ -191,20 +195,33 @@ def run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
     rounds = {size: 1 if quick else (2 if size >= 1_000_000 else 3) for size in sizes}
     table = ResultTable(
         title="Replay throughput (entries/s, median of the rounds) and peak RSS",
-        headers=["entries", "dlqctl replay", "raw claim→produce→mark loop", "ratio",
-                 "raw producer, same payloads", "dlqctl peak RSS", "raw loop peak RSS"],
-    )  # fmt: skip
+        headers=[
+            "entries",
+            "dlqctl replay",
+            "raw claim→produce→mark loop",
+            "ratio",
+            "raw producer, same payloads",
+            "dlqctl peak RSS",
+            "raw loop peak RSS",
+        ],
+    )
     with servers() as (pg, kafka):
         assert kafka is not None
         for size in sizes:
             _prepare(pg.dsn, size)
             result = _measure(size, rounds[size], pg.dsn, kafka)
             dlqctl, raw = result["dlqctl"], result["raw loop"]
-            table.rows.append([
-                f"{size:,}", f"{dlqctl['rate']:,.0f}/s", f"{raw['rate']:,.0f}/s",
-                f"{dlqctl['rate'] / raw['rate']:.2f}×", f"{result['raw producer']['rate']:,.0f}/s",
-                f"{dlqctl['rss']:.0f} MB", f"{raw['rss']:.0f} MB",
-            ])  # fmt: skip
+            table.rows.append(
+                [
+                    f"{size:,}",
+                    f"{dlqctl['rate']:,.0f}/s",
+                    f"{raw['rate']:,.0f}/s",
+                    f"{dlqctl['rate'] / raw['rate']:.2f}×",
+                    f"{result['raw producer']['rate']:,.0f}/s",
+                    f"{dlqctl['rss']:.0f} MB",
+                    f"{raw['rss']:.0f} MB",
+                ]
+            )
     table.notes = [
         f"All entries pending, ~600-byte jsonb payloads, 10 consumers; batches of {BATCH};"
         f" a {PARTITIONS}-partition topic on tansu; embedded PostgreSQL 18 (fsync off)."

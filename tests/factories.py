@@ -11,10 +11,22 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 COLUMNS = (
-    "dlq_id", "consumer", "event_id", "event_payload", "error_message", "failed_at",
-    "retry_count", "status", "source_topic", "source_partition", "source_offset",
-    "event_key", "event_headers", "event_raw", "error_fingerprint",
-)  # fmt: skip
+    "dlq_id",
+    "consumer",
+    "event_id",
+    "event_payload",
+    "error_message",
+    "failed_at",
+    "retry_count",
+    "status",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "event_key",
+    "event_headers",
+    "event_raw",
+    "error_fingerprint",
+)
 
 _sequence = itertools.count()
 BASE_TIME = datetime(2026, 11, 1, tzinfo=UTC)

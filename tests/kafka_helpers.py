@@ -72,9 +72,13 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30) -
     Waits until ``expected`` messages arrived, then briefly for any extra (a duplicate).
     """
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": unique_name("reader"),
-         "enable.auto.commit": False, "enable.partition.eof": False}
-    )  # fmt: skip
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_name("reader"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = list(metadata.topics[topic].partitions)
@@ -93,9 +97,15 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30) -
             if msg.error():
                 raise KafkaException(msg.error())
             messages.append(
-                Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                        list(msg.headers() or []))
-            )  # fmt: skip
+                Message(
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    msg.key(),
+                    msg.value(),
+                    list(msg.headers() or []),
+                )
+            )
         return messages
     finally:
         consumer.close()

@@ -61,8 +61,14 @@ class DlqctlGroup(TyperGroup):
             sys.exit(code)
         return code
 
-    def _run(self, state: AppState, argv: list[str], prog_name: str | None,
-             complete_var: str | None, **extra: Any) -> int:  # fmt: skip
+    def _run(
+        self,
+        state: AppState,
+        argv: list[str],
+        prog_name: str | None,
+        complete_var: str | None,
+        **extra: Any,
+    ) -> int:
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.ClickException as exc:

@@ -17,12 +17,25 @@ from dlqctl.core.models import DlqEntry, DlqStats, Status
 
 # The keys of DlqEntry.to_json(), in order: the CSV header even when nothing matches.
 ENTRY_FIELDS = (
-    "dlq_id", "consumer", "event_id", "status", "retry_count", "failed_at", "error_message",
-)  # fmt: skip
+    "dlq_id",
+    "consumer",
+    "event_id",
+    "status",
+    "retry_count",
+    "failed_at",
+    "error_message",
+)
 DETAIL_FIELDS = (
-    *ENTRY_FIELDS, "event_payload", "source_topic", "source_partition", "source_offset",
-    "event_key", "event_headers", "status_changed_at", "status_reason",
-)  # fmt: skip
+    *ENTRY_FIELDS,
+    "event_payload",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "event_key",
+    "event_headers",
+    "status_changed_at",
+    "status_reason",
+)
 
 
 def print_json(value: Any) -> None:

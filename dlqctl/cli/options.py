@@ -53,10 +53,14 @@ ConsumerOpt = Annotated[
 StatusOpt = Annotated[
     list[Status] | None,
     typer.Option(
-        "--status", "-s", help="Only this status (repeatable).", case_sensitive=False,
-        show_default=False, metavar="pending|replayed|discarded",
+        "--status",
+        "-s",
+        help="Only this status (repeatable).",
+        case_sensitive=False,
+        show_default=False,
+        metavar="pending|replayed|discarded",
     ),
-]  # fmt: skip
+]
 SinceOpt = Annotated[
     str | None,
     typer.Option(
@@ -72,10 +76,12 @@ UntilOpt = Annotated[
 ErrorOpt = Annotated[
     str | None,
     typer.Option(
-        "--error", help="error_message contains this text (case-insensitive, literal).",
-        show_default=False, metavar="TEXT",
+        "--error",
+        help="error_message contains this text (case-insensitive, literal).",
+        show_default=False,
+        metavar="TEXT",
     ),
-]  # fmt: skip
+]
 EventIdOpt = Annotated[
     str | None,
     typer.Option(

@@ -110,9 +110,10 @@ def render_history(records: Sequence[AuditRecord]) -> None:
 def render_match_counts(counts: Sequence[MatchCount], *, title: str) -> None:
     """The per-consumer × status counts a confirmation prompt shows (on stderr)."""
     table = key_value_table(
-        title, ((c.consumer, c.status.value, str(c.count)) for c in counts),
+        title,
+        ((c.consumer, c.status.value, str(c.count)) for c in counts),
         ("consumer", "status", "entries"),
-    )  # fmt: skip
+    )
     err().print(table)
 
 
@@ -175,8 +176,14 @@ MIN_FLEXIBLE_WIDTH = 20
 
 
 def _entry_cells(e: DlqEntry, now: datetime, payload: bool) -> list[str]:
-    cells = [str(e.dlq_id), e.consumer, e.status.value, str(e.retry_count), when(e.failed_at, now),
-             one_line(e.error_message, ERROR_CELL_CHARS)]  # fmt: skip
+    cells = [
+        str(e.dlq_id),
+        e.consumer,
+        e.status.value,
+        str(e.retry_count),
+        when(e.failed_at, now),
+        one_line(e.error_message, ERROR_CELL_CHARS),
+    ]
     if payload:
         cells.append(one_line(compact_json(e.event_payload), PAYLOAD_CELL_CHARS))
     return cells
@@ -232,8 +239,9 @@ def _listing_console() -> Console:
     return Console(width=PIPED_TABLE_WIDTH, color_system=None)
 
 
-def render_entries(entries: Iterable[DlqEntry], *, payload: bool, now: datetime,
-                   chunk: int | None = None) -> int:  # fmt: skip
+def render_entries(
+    entries: Iterable[DlqEntry], *, payload: bool, now: datetime, chunk: int | None = None
+) -> int:
     """Print entries as aligned columns on stdout, one line each; with ``chunk``, that many
     at a time (``--all``: the layout of the first chunk is kept). Returns the count."""
     console = _listing_console()
@@ -292,8 +300,14 @@ def render_entry(entry: DlqEntry, now: datetime) -> None:
     console = out()
     console.print(fields)
     if entry.event_headers:
-        headers = Table(title="headers", title_justify="left", box=box.SIMPLE_HEAD,
-                        show_edge=False, pad_edge=False, header_style="bold")  # fmt: skip
+        headers = Table(
+            title="headers",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            header_style="bold",
+        )
         headers.add_column("key", no_wrap=True)
         headers.add_column("value", overflow="fold")
         for key, value in data["event_headers"]:
@@ -304,9 +318,13 @@ def render_entry(entry: DlqEntry, now: datetime) -> None:
     payload.text.overflow = "fold"  # long strings fold instead of being cut at the border
     console.print(Panel(payload, title="payload", title_align="left"))
     if entry.event_raw is not None:
-        console.print(Panel(Text(_raw_summary(entry, data["event_raw"])),
-                            title=f"raw message ({len(entry.event_raw)} bytes)",
-                            title_align="left"))  # fmt: skip
+        console.print(
+            Panel(
+                Text(_raw_summary(entry, data["event_raw"])),
+                title=f"raw message ({len(entry.event_raw)} bytes)",
+                title_align="left",
+            )
+        )
 
 
 def _raw_summary(entry: DlqEntry, shown: str) -> str:
@@ -331,16 +349,18 @@ def render_stats(stats: DlqStats, *, top: int) -> None:
         note("no matching entries")
         return
     statuses = list(Status)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold",
-                  show_footer=True)  # fmt: skip
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", show_footer=True
+    )
     # Counts never shrink; on a narrow terminal the consumer and the time wrap instead.
     table.add_column("consumer", footer="all", overflow="fold")
     per_status = {s: sum(c.count for c in stats.counts if c.status is s) for s in statuses}
     for s in statuses:
         table.add_column(s.value, justify="right", no_wrap=True, footer=f"{per_status[s]:,}")
     table.add_column("total", justify="right", no_wrap=True, footer=f"{stats.total:,}")
-    table.add_column("oldest pending (UTC)",
-                     footer=when(stats.oldest_pending_failed_at, stats.as_of))  # fmt: skip
+    table.add_column(
+        "oldest pending (UTC)", footer=when(stats.oldest_pending_failed_at, stats.as_of)
+    )
     by_consumer: dict[str, dict[Status, int]] = {}
     for c in stats.counts:
         by_consumer.setdefault(c.consumer, {})[c.status] = c.count
@@ -353,15 +373,23 @@ def render_stats(stats: DlqStats, *, top: int) -> None:
         )
     console.print(table)
     if stats.error_groups:
-        errors = Table(title=f"top error groups (of {len(stats.error_groups):,})",
-                       title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                       pad_edge=False, header_style="bold")  # fmt: skip
+        errors = Table(
+            title=f"top error groups (of {len(stats.error_groups):,})",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            header_style="bold",
+        )
         errors.add_column("entries", justify="right", no_wrap=True)
         errors.add_column("share", justify="right", no_wrap=True)
         errors.add_column("error group", overflow="fold")
         for g in stats.error_groups[:top]:
-            errors.add_row(Text(f"{g.count:,}"), Text(f"{g.count / stats.total:.1%}"),
-                           Text(one_line(g.fingerprint, 300)))  # fmt: skip
+            errors.add_row(
+                Text(f"{g.count:,}"),
+                Text(f"{g.count / stats.total:.1%}"),
+                Text(one_line(g.fingerprint, 300)),
+            )
         console.print(errors)
 
 
@@ -373,8 +401,10 @@ def _render_breakdown(stats: DlqStats) -> None:
         return
     if stats.by in (StatsDimension.HOUR, StatsDimension.DAY):
         if len(rows) > MAX_CHART_ROWS:
-            note(f"showing the last {MAX_CHART_ROWS} of {len(rows)} buckets"
-                 " (narrow with --since, or use -o json for all)")  # fmt: skip
+            note(
+                f"showing the last {MAX_CHART_ROWS} of {len(rows)} buckets"
+                " (narrow with --since, or use -o json for all)"
+            )
             rows = rows[-MAX_CHART_ROWS:]
         peak = max(b.count for b in rows) or 1
         fmt = "%Y-%m-%d %H:00" if stats.by is StatsDimension.HOUR else "%Y-%m-%d"
@@ -384,8 +414,9 @@ def _render_breakdown(stats: DlqStats) -> None:
         chart.add_column("", no_wrap=True)
         for b in rows:
             label = f"{b.start.astimezone(UTC):{fmt}}" if b.start else b.key
-            chart.add_row(Text(label), Text(f"{b.count:,}"),
-                          Text(_bar(b.count, peak), style="cyan"))  # fmt: skip
+            chart.add_row(
+                Text(label), Text(f"{b.count:,}"), Text(_bar(b.count, peak), style="cyan")
+            )
         console.print(chart)
         return
     total = sum(b.count for b in rows) or 1
@@ -498,8 +529,10 @@ def render_cleanup_result(result: CleanupResult, output: str) -> None:
     if result.ineligible_ids:
         shown = ", ".join(str(i) for i in result.ineligible_ids[:10])
         more = len(result.ineligible_ids) - 10
-        note(f"not pending or not matching the filters (left alone): {shown}"
-             + (f" … and {more} more" if more > 0 else ""))  # fmt: skip
+        note(
+            f"not pending or not matching the filters (left alone): {shown}"
+            + (f" … and {more} more" if more > 0 else "")
+        )
     if result.write.skipped:
         note(
             f"{result.write.skipped} entries were skipped: another run (a replay) held them,"
@@ -515,9 +548,10 @@ def error_line(message: str) -> None:
 def render_routes(routes: Sequence[TopicCount], *, to_stdout: bool = False) -> None:
     """Selected entries per consumer and target topic."""
     table = key_value_table(
-        "target topics", ((r.consumer, r.topic, str(r.count)) for r in routes),
+        "target topics",
+        ((r.consumer, r.topic, str(r.count)) for r in routes),
         ("consumer", "topic", "entries"),
-    )  # fmt: skip
+    )
     (out() if to_stdout else err()).print(table)
 
 

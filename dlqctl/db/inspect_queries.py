@@ -27,12 +27,24 @@ from dlqctl.db.filters import SqlFilter, build_filter
 # The SPEC §4 entry object's columns, then what `list --payload` adds, then what only
 # `show` prints.
 ENTRY_COLUMNS = (
-    "dlq_id", "consumer", "event_id", "status", "retry_count", "failed_at", "error_message",
-)  # fmt: skip
+    "dlq_id",
+    "consumer",
+    "event_id",
+    "status",
+    "retry_count",
+    "failed_at",
+    "error_message",
+)
 PAYLOAD_COLUMNS = (
-    "event_payload", "source_topic", "source_partition", "source_offset", "event_key",
-    "event_headers", "status_changed_at", "status_reason",
-)  # fmt: skip
+    "event_payload",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "event_key",
+    "event_headers",
+    "status_changed_at",
+    "status_reason",
+)
 SHOW_COLUMNS = ("event_raw", "status_changed_by", "error_fingerprint")
 
 STREAM_BATCH = 2000
@@ -44,8 +56,9 @@ _STATUSES = {s.value: s for s in Status}
 def _entry(row: tuple[Any, ...]) -> DlqEntry:
     """An entry from a row of ENTRY_COLUMNS (the hot path of ``list --all``)."""
     dlq_id, consumer, event_id, status, retry_count, failed_at, error_message = row
-    return DlqEntry(dlq_id, consumer, event_id, _STATUSES[status], retry_count, failed_at,
-                    error_message)  # fmt: skip
+    return DlqEntry(
+        dlq_id, consumer, event_id, _STATUSES[status], retry_count, failed_at, error_message
+    )
 
 
 def _columns(names: Sequence[str], table: str | None = None) -> sql.Composable:

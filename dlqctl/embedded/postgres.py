@@ -145,10 +145,23 @@ class EmbeddedPostgres:
                 os.chown(password_file, run_as.uid, run_as.gid)
             auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}"]
         initdb = subprocess.run(
-            [bindir / "initdb", "-D", data, "-U", SUPERUSER, *auth, "-E", "UTF8",
-             "--locale=C", "--no-sync", "--no-instructions"],
-            capture_output=True, check=False, **kwargs,  # type: ignore[call-overload]
-        )  # fmt: skip
+            [
+                bindir / "initdb",
+                "-D",
+                data,
+                "-U",
+                SUPERUSER,
+                *auth,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            check=False,
+            **kwargs,  # type: ignore[call-overload]
+        )
         if self.password is not None:
             (base / "password").unlink()
         if initdb.returncode != 0:
@@ -157,8 +170,14 @@ class EmbeddedPostgres:
             )
         settings = ["-c", "max_connections=200", "-c", "listen_addresses=127.0.0.1"]
         if self.fast_unsafe:
-            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off",
-                         "-c", "full_page_writes=off"]  # fmt: skip
+            settings += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         for attempt in range(5):
             self.port = free_port()
             self._launch = (
@@ -182,12 +201,17 @@ class EmbeddedPostgres:
         argv, kwargs = self._launch
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent(signal.SIGINT) if self.die_with_parent else None,
-                start_new_session=not self.die_with_parent, **kwargs,
-            )  # fmt: skip
-        wait_until(self._accepts_connections, self.process, START_TIMEOUT,
-                   "postgres", self.log_path)  # fmt: skip
+                start_new_session=not self.die_with_parent,
+                **kwargs,
+            )
+        wait_until(
+            self._accepts_connections, self.process, START_TIMEOUT, "postgres", self.log_path
+        )
 
     def stop_server(self) -> None:
         """Stop the server process but keep its data and port (a database outage, in tests)."""

@@ -66,15 +66,28 @@ class EmbeddedBroker:
             url = f"tcp://127.0.0.1:{self.port}"
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
-                    [str(tansu_binary()), "broker", "--listener-url", url,
-                     "--advertised-listener-url", url],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    [
+                        str(tansu_binary()),
+                        "broker",
+                        "--listener-url",
+                        url,
+                        "--advertised-listener-url",
+                        url,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                     preexec_fn=die_with_parent(signal.SIGKILL) if self.die_with_parent else None,
                     start_new_session=not self.die_with_parent,
-                )  # fmt: skip
+                )
             try:
-                wait_until(lambda: port_open(self.port), self.process, START_TIMEOUT,
-                           "tansu", self.log_path)  # fmt: skip
+                wait_until(
+                    lambda: port_open(self.port),
+                    self.process,
+                    START_TIMEOUT,
+                    "tansu",
+                    self.log_path,
+                )
                 return self
             except EmbeddedServiceError:
                 if attempt == 4 or keep_port:

@@ -373,8 +373,9 @@ class DlqConsumer:
                 delay,
             )
 
-        done, _ = retry_until_done(self._write_pending, self._wait_paused, on_failure,
-                                   (DatabaseError,))  # fmt: skip
+        done, _ = retry_until_done(
+            self._write_pending, self._wait_paused, on_failure, (DatabaseError,)
+        )
         if self._paused:
             self._resume()
         if outage and done:

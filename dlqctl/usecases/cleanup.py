@@ -184,16 +184,25 @@ def discard(
 
             def batch(after: q.Keyset | None) -> q.BatchOutcome:
                 return q.discard_batch(
-                    conn, selection, after, DISCARD_BATCH, reason=request.reason,
+                    conn,
+                    selection,
+                    after,
+                    DISCARD_BATCH,
+                    reason=request.reason,
                     actor=settings.actor,
-                )  # fmt: skip
+                )
 
             error = run.walk(selection, DISCARD_BATCH, batch)
         given_ids = [*(ids or []), *result.ineligible_ids]
         recorded = result.audit_recorded = _audit(
-            settings, conn, result, selection, reason=request.reason, ids=given_ids,
+            settings,
+            conn,
+            result,
+            selection,
+            reason=request.reason,
+            ids=given_ids,
             details={"batches": result.batches},
-        )  # fmt: skip
+        )
     if error is not None:
         raise _after_partial_run(error, result, "discarded", recorded)
     return result

@@ -235,9 +235,12 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
         quiet = logging.getLogger("dlqctl.demo.consumer")
         quiet.setLevel(logging.ERROR)  # one line per failed event would drown the story
         consumer = DlqConsumer(
-            projector, consumer=DEMO_CONSUMER, topics=[DEMO_TOPIC], settings=settings,
+            projector,
+            consumer=DEMO_CONSUMER,
+            topics=[DEMO_TOPIC],
+            settings=settings,
             logger=quiet,
-        )  # fmt: skip
+        )
         thread = threading.Thread(target=consumer.run, name="demo-consumer", daemon=True)
         thread.start()
         try:

@@ -23,8 +23,16 @@ from tests.helpers import run_dlqctl_process
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=45)
 RECENT = NOW - timedelta(days=2)
-WRITE_KEYS = {"action", "dry_run", "matched", "succeeded", "failed", "skipped", "ineligible",
-              "failures"}  # fmt: skip
+WRITE_KEYS = {
+    "action",
+    "dry_run",
+    "matched",
+    "succeeded",
+    "failed",
+    "skipped",
+    "ineligible",
+    "failures",
+}
 
 
 def env(db_url: str, **extra: str) -> dict[str, str]:
@@ -71,8 +79,21 @@ def test_purge_json_deletes_exactly_what_sql_counts(cli: Any, conn: Any, db_url:
     )
     expected = count(conn, condition)
     others = count(conn) - expected
-    r = cli("purge", "--older-than", "30d", "-c", "orders", "--error", "CURRENCY", "--yes",
-            "--batch-size", "3", "-o", "json", env=env(db_url))  # fmt: skip
+    r = cli(
+        "purge",
+        "--older-than",
+        "30d",
+        "-c",
+        "orders",
+        "--error",
+        "CURRENCY",
+        "--yes",
+        "--batch-size",
+        "3",
+        "-o",
+        "json",
+        env=env(db_url),
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert set(data) >= WRITE_KEYS
@@ -102,8 +123,9 @@ def test_purge_dry_run_reports_and_writes_nothing(cli: Any, conn: Any, db_url: s
     assert data["matched"] == data["succeeded"] == 16
     assert data["by_consumer_status"] == [
         {"consumer": c, "status": s, "count": 4}
-        for c in ("orders", "payments") for s in ("discarded", "replayed")
-    ]  # fmt: skip
+        for c in ("orders", "payments")
+        for s in ("discarded", "replayed")
+    ]
     oldest = OLD - timedelta(days=20)
     assert data["oldest_failed_at"] == oldest.isoformat().replace("+00:00", "Z")
     assert data["newest_failed_at"] == OLD.isoformat().replace("+00:00", "Z")
@@ -122,8 +144,7 @@ def test_purge_never_deletes_pending_unless_spelled_out(cli: Any, conn: Any, db_
     assert r.exit_code == 0, r.output
     assert count(conn, "status <> 'pending'") == 0
     assert count(conn, "status = 'pending'") == 12
-    r = cli("purge", "--older-than", "30d", "-s", "PENDING", "--yes", "-o", "json",
-            env=env(db_url))  # fmt: skip
+    r = cli("purge", "--older-than", "30d", "-s", "PENDING", "--yes", "-o", "json", env=env(db_url))
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["succeeded"] == old_pending
     assert count(conn) == 12 - old_pending
@@ -166,8 +187,9 @@ def test_purge_quiet_prints_nothing_on_success(cli: Any, conn: Any, db_url: str)
 
 def test_purge_quiet_failure_is_one_line_and_exit_1() -> None:
     url = f"postgresql://cron:n0t-shown@127.0.0.1:{free_port()}/events"
-    r = run_dlqctl_process("purge", "--older-than", "30d", "--yes", "-q",
-                           env={"DLQCTL_DATABASE_URL": url})  # fmt: skip
+    r = run_dlqctl_process(
+        "purge", "--older-than", "30d", "--yes", "-q", env={"DLQCTL_DATABASE_URL": url}
+    )
     assert r.returncode == 1
     assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
@@ -224,8 +246,17 @@ def test_discard_filters_exact_counts(cli: Any, conn: Any, db_url: str) -> None:
         r["dlq_id"]
         for r in conn.execute(f"SELECT dlq_id FROM dlq WHERE {condition}", (since,)).fetchall()
     }
-    r = cli("discard", "--error", "timeout", "--since", since.isoformat(), "--yes", "-o", "json",
-            env=env(db_url))  # fmt: skip
+    r = cli(
+        "discard",
+        "--error",
+        "timeout",
+        "--since",
+        since.isoformat(),
+        "--yes",
+        "-o",
+        "json",
+        env=env(db_url),
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["succeeded"] == len(expected) == 4
     discarded_now = {
@@ -237,8 +268,13 @@ def test_discard_filters_exact_counts(cli: Any, conn: Any, db_url: str) -> None:
 
 def test_discard_history_shows_actor_and_reason(cli: Any, conn: Any, db_url: str) -> None:
     [dlq_id] = insert_entries(conn, [entry()])
-    r = cli("discard", str(dlq_id), "--reason", "poisoned by deploy 1.4.2",
-            env=env(db_url, DLQCTL_ACTOR="alice"))  # fmt: skip
+    r = cli(
+        "discard",
+        str(dlq_id),
+        "--reason",
+        "poisoned by deploy 1.4.2",
+        env=env(db_url, DLQCTL_ACTOR="alice"),
+    )
     assert r.exit_code == 0, r.output
     row = conn.execute("SELECT * FROM dlq WHERE dlq_id = %s", (dlq_id,)).fetchone()
     assert (row["status"], row["status_reason"], row["status_changed_by"]) == (
@@ -301,10 +337,15 @@ def run_on_terminal(args: list[str], db_url: str, answer: str) -> tuple[int, str
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "dlqctl", *args],
-        stdin=slave, stderr=slave, stdout=subprocess.PIPE,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))},
-             "DLQCTL_DATABASE_URL": db_url, "COLUMNS": "120"},
-    )  # fmt: skip
+        stdin=slave,
+        stderr=slave,
+        stdout=subprocess.PIPE,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))},
+            "DLQCTL_DATABASE_URL": db_url,
+            "COLUMNS": "120",
+        },
+    )
     os.close(slave)
     seen = b""
     answered = False

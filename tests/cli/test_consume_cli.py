@@ -18,15 +18,17 @@ ARGS = ["consume", "--consumer", "orders-projector", "--topic", "orders.v1"]
     ("handler", "message"),
     [
         ("tests.cli.no_such_module:f", "cannot import handler module 'tests.cli.no_such_module'"),
-        ("tests.cli.broken_handler:f",
-         "importing handler module 'tests.cli.broken_handler' failed:"
-         " RuntimeError: missing ORDERS_API_URL"),
+        (
+            "tests.cli.broken_handler:f",
+            "importing handler module 'tests.cli.broken_handler' failed:"
+            " RuntimeError: missing ORDERS_API_URL",
+        ),
         ("json:no_such_function", "'json' has no attribute 'no_such_function'"),
         ("json.decoder:NaN", "handler 'json.decoder:NaN' is not callable"),
         ("json", "is not module:function"),
         (":loads", "is not module:function"),
     ],
-)  # fmt: skip
+)
 def test_a_handler_that_cannot_be_loaded_exits_2_with_one_line(
     cli: Any, handler: str, message: str
 ) -> None:
@@ -54,8 +56,16 @@ def test_without_bootstrap_servers_it_says_what_to_set(cli: Any) -> None:
 
 
 def test_a_consumer_name_the_table_cannot_hold_is_refused(cli: Any) -> None:
-    result = cli("consume", "--consumer", "x" * 300, "--topic", "t", "--handler", "json:loads",
-                 env={"DLQCTL_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})  # fmt: skip
+    result = cli(
+        "consume",
+        "--consumer",
+        "x" * 300,
+        "--topic",
+        "t",
+        "--handler",
+        "json:loads",
+        env={"DLQCTL_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+    )
     assert result.exit_code == 2
     assert "longer than 255" in result.stderr
 
@@ -64,10 +74,11 @@ def test_an_unmigrated_database_exits_1_asking_for_migrate(
     cli: Any, broker: EmbeddedBroker, empty_db_url: str
 ) -> None:
     topic = create_topic(broker.bootstrap_servers)
-    env = {"DLQCTL_DATABASE_URL": empty_db_url,
-           "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}  # fmt: skip
-    result = cli("consume", "--consumer", "c", "--topic", topic, "--handler", "json:loads",
-                 env=env)  # fmt: skip
+    env = {
+        "DLQCTL_DATABASE_URL": empty_db_url,
+        "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+    }
+    result = cli("consume", "--consumer", "c", "--topic", topic, "--handler", "json:loads", env=env)
     assert result.exit_code == 1, result.output
     assert "dlqctl migrate" in result.stderr
     assert "Traceback" not in result.output

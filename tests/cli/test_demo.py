@@ -135,8 +135,11 @@ def test_ctrl_c_stops_everything_it_started() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dlqctl", "demo"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     assert proc.stderr is not None
     lines = []
     for line in proc.stderr:
@@ -175,10 +178,17 @@ def test_stop_refuses_a_state_file_it_did_not_write(tmp_path: Path) -> None:
     state_path().parent.mkdir(mode=0o700, exist_ok=True)
     try:
         planted = {
-            "processes": [{"name": "x", "pid": 999_999, "start_time": 1, "stop_signal": 15,
-                           "directory": str(victim)}],
+            "processes": [
+                {
+                    "name": "x",
+                    "pid": 999_999,
+                    "start_time": 1,
+                    "stop_signal": 15,
+                    "directory": str(victim),
+                }
+            ],
             "exports": {},
-        }  # fmt: skip
+        }
         state_path().write_text(json.dumps(planted))
         state_path().chmod(0o644)  # written by someone else's umask: not private
         refused = run_dlqctl_process("demo", "--stop")

@@ -15,8 +15,19 @@ COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 
 
 def test_all_spec_commands_exist() -> None:
-    expected = {"migrate", "list", "show", "stats", "replay", "discard", "purge", "consume",
-                "history", "config", "demo"}  # fmt: skip
+    expected = {
+        "migrate",
+        "list",
+        "show",
+        "stats",
+        "replay",
+        "discard",
+        "purge",
+        "consume",
+        "history",
+        "config",
+        "demo",
+    }
     assert expected <= set(COMMANDS)
 
 

@@ -74,10 +74,15 @@ def test_config_shows_sources_and_masks_secrets(cli: Any, tmp_path: Path) -> Non
         '[kafka]\n"sasl.password" = "kafkapass"\n"sasl.username" = "app"\n'
     )
     result = cli(
-        "config", "-o", "json",
-        env={"DLQCTL_CONFIG": str(config), "DLQCTL_ACTOR": "oncall",
-             "DLQCTL_KAFKA_PRODUCER_CONFIG": '{"ssl.key.password": "keypass"}'},
-    )  # fmt: skip
+        "config",
+        "-o",
+        "json",
+        env={
+            "DLQCTL_CONFIG": str(config),
+            "DLQCTL_ACTOR": "oncall",
+            "DLQCTL_KAFKA_PRODUCER_CONFIG": '{"ssl.key.password": "keypass"}',
+        },
+    )
     assert result.exit_code == 0, result.output
     for secret in ("filepass", "kafkapass", "keypass"):
         assert secret not in result.output

@@ -63,8 +63,14 @@ def test_json_pages_follow_next_cursor(cli: Any, env: dict[str, str], rows: Any)
     assert seen == _newest_first(rows)
     first = json.loads(cli("list", "-o", "json", "-n", "1", env=env).stdout)["items"][0]
     assert list(first) == [
-        "dlq_id", "consumer", "event_id", "status", "retry_count", "failed_at", "error_message",
-    ]  # fmt: skip
+        "dlq_id",
+        "consumer",
+        "event_id",
+        "status",
+        "retry_count",
+        "failed_at",
+        "error_message",
+    ]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", first["failed_at"])
 
 
@@ -137,10 +143,17 @@ def test_empty_results(cli: Any, env: dict[str, str]) -> None:
 def test_payload_is_a_json_value(cli: Any, env: dict[str, str], conn: Any) -> None:
     insert_entries(
         conn,
-        [entry(event_payload={"order": {"id": 7, "tags": ["a"]}}, source_topic="orders.v1",
-               source_partition=1, source_offset=99, event_key=b"order-7",
-               event_headers=[["trace", "dDE="], ["bin", "/w=="], ["empty", None]])],
-    )  # fmt: skip
+        [
+            entry(
+                event_payload={"order": {"id": 7, "tags": ["a"]}},
+                source_topic="orders.v1",
+                source_partition=1,
+                source_offset=99,
+                event_key=b"order-7",
+                event_headers=[["trace", "dDE="], ["bin", "/w=="], ["empty", None]],
+            )
+        ],
+    )
     result = cli("list", "--payload", "-o", "ndjson", env=env)
     assert result.exit_code == 0, result.output
     item = json.loads(result.stdout)
@@ -181,8 +194,20 @@ def test_payload_is_a_json_value(cli: Any, env: dict[str, str], conn: Any) -> No
 def test_text_filters_are_literal_and_harmless(
     cli: Any, env: dict[str, str], conn: Any, option: str, value: str, matches: list[str]
 ) -> None:
-    texts = ["o'brien", 'say "hi"', "back\\slash", "100%", "a_c", "abc", "50% done",
-             "under_score", "C:\\tmp", "it's 'q'", 'said "dq"', "plain"]  # fmt: skip
+    texts = [
+        "o'brien",
+        'say "hi"',
+        "back\\slash",
+        "100%",
+        "a_c",
+        "abc",
+        "50% done",
+        "under_score",
+        "C:\\tmp",
+        "it's 'q'",
+        'said "dq"',
+        "plain",
+    ]
     insert_entries(conn, [entry(consumer=t, error_message=t) for t in texts])
     for command in ("list", "stats"):
         result = cli(command, option, value, "-o", "json", env=env)
@@ -201,12 +226,23 @@ def test_show_prints_every_column(cli: Any, env: dict[str, str], conn: Any) -> N
     error = "KeyError: 'sku'\nTraceback (most recent call last):\n  File \"h.py\", line 3"
     insert_entries(
         conn,
-        [entry(dlq_id=dlq_id, consumer="orders", error_message=error, retry_count=2,
-               event_payload={"sku": None, "items": [{"qty": 2}], "note": "[bold]x[/]"},
-               source_topic="orders.v1", source_partition=0, source_offset=12,
-               event_key=b"k", event_headers=[["dlq-id", "YWJj"]],
-               event_raw=b'{"sku":null}', error_fingerprint="KeyError: <str>")],
-    )  # fmt: skip
+        [
+            entry(
+                dlq_id=dlq_id,
+                consumer="orders",
+                error_message=error,
+                retry_count=2,
+                event_payload={"sku": None, "items": [{"qty": 2}], "note": "[bold]x[/]"},
+                source_topic="orders.v1",
+                source_partition=0,
+                source_offset=12,
+                event_key=b"k",
+                event_headers=[["dlq-id", "YWJj"]],
+                event_raw=b'{"sku":null}',
+                error_fingerprint="KeyError: <str>",
+            )
+        ],
+    )
     conn.execute(
         "UPDATE dlq SET status_changed_at = %s, status_reason = 'fixed', status_changed_by = 'ann'",
         (BASE_TIME,),
@@ -234,8 +270,17 @@ def test_show_prints_every_column(cli: Any, env: dict[str, str], conn: Any) -> N
     assert as_csv["error_message"] == error
     table = cli("show", str(dlq_id), env=env)
     assert table.exit_code == 0, table.output
-    for text in ("orders.v1", "fixed", "ann", "dlq-id", "abc", "KeyError: <str>",
-                 'File "h.py", line 3', '"qty": 2', '"note": "[bold]x[/]"'):  # fmt: skip
+    for text in (
+        "orders.v1",
+        "fixed",
+        "ann",
+        "dlq-id",
+        "abc",
+        "KeyError: <str>",
+        'File "h.py", line 3',
+        '"qty": 2',
+        '"note": "[bold]x[/]"',
+    ):
         assert text in table.stdout, text
     assert "\x1b" not in table.stdout
 
@@ -311,8 +356,13 @@ def test_stats_on_an_empty_table(cli: Any, env: dict[str, str]) -> None:
     assert "dlq_entries{" not in metrics.stdout
 
 
-READS = [["list"], ["list", "--all", "-o", "json"], ["list", "--all", "-o", "csv"],
-         ["show", "01234567"], ["stats", "-o", "openmetrics"]]  # fmt: skip
+READS = [
+    ["list"],
+    ["list", "--all", "-o", "json"],
+    ["list", "--all", "-o", "csv"],
+    ["show", "01234567"],
+    ["stats", "-o", "openmetrics"],
+]
 
 
 @pytest.mark.parametrize("args", READS, ids=" ".join)

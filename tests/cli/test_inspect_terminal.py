@@ -29,8 +29,11 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     full_env.update({"TERM": "xterm-256color", "COLUMNS": "160", **env})
     proc = subprocess.Popen(
         [sys.executable, "-m", "dlqctl", *args],
-        stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=full_env,
-    )  # fmt: skip
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=full_env,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -51,9 +54,11 @@ def env(conn: Any, db_url: str) -> dict[str, str]:
 
     insert_entries(
         conn,
-        [entry(dlq_id=uuid.UUID(ID), status="pending"),
-         entry(status="replayed", event_payload={"a": [1, True, None]})],
-    )  # fmt: skip
+        [
+            entry(dlq_id=uuid.UUID(ID), status="pending"),
+            entry(status="replayed", event_payload={"a": [1, True, None]}),
+        ],
+    )
     return {"DLQCTL_DATABASE_URL": db_url}
 
 

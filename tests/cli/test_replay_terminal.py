@@ -22,9 +22,12 @@ def run_on_terminal(args: list[str], env: dict[str, str], answer: str | None) ->
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
     full_env.update(env, COLUMNS="120", TERM="xterm")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", *args], env=full_env, stdin=slave, stderr=slave,
+        [sys.executable, "-m", "dlqctl", *args],
+        env=full_env,
+        stdin=slave,
+        stderr=slave,
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     os.close(slave)
     seen = b""
     deadline = time.monotonic() + 60
@@ -56,8 +59,11 @@ def test_prompt_shows_counts_per_consumer_and_topic_and_no_changes_nothing(
     conn: Any, db_url: str, broker: Any
 ) -> None:
     topic = create_topic(broker.bootstrap_servers)
-    insert_entries(conn, [entry(consumer="orders", source_topic=topic) for _ in range(2)]
-                   + [entry(consumer="billing", source_topic=topic)])  # fmt: skip
+    insert_entries(
+        conn,
+        [entry(consumer="orders", source_topic=topic) for _ in range(2)]
+        + [entry(consumer="billing", source_topic=topic)],
+    )
     before = rows_by_id(conn)
 
     code, screen = run_on_terminal(["replay"], replay_env(db_url, broker.bootstrap_servers), "n")

@@ -36,8 +36,11 @@ def _library() -> ctypes.CDLL:
     lib.rd_kafka_mock_broker_set_down.argtypes = [_vp, ctypes.c_int32]
     lib.rd_kafka_mock_broker_set_up.argtypes = [_vp, ctypes.c_int32]
     lib.rd_kafka_mock_push_request_errors_array.argtypes = [
-        _vp, ctypes.c_int16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)
-    ]  # fmt: skip
+        _vp,
+        ctypes.c_int16,
+        ctypes.c_size_t,
+        ctypes.POINTER(ctypes.c_int),
+    ]
     lib.rd_kafka_mock_cluster_destroy.argtypes = [_vp]
     lib.rd_kafka_destroy.argtypes = [_vp]
     return lib
@@ -84,7 +87,9 @@ class MockCluster:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.close()

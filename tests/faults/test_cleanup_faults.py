@@ -44,11 +44,24 @@ def test_sigterm_finishes_the_batch_records_it_and_exits_130(conn: Any, db_url: 
     locker.execute("LOCK TABLE dlq IN SHARE MODE")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", "purge", "--older-than", "30d", "--yes", "-o", "json",
-         "--batch-size", "10"],
+        [
+            sys.executable,
+            "-m",
+            "dlqctl",
+            "purge",
+            "--older-than",
+            "30d",
+            "--yes",
+            "-o",
+            "json",
+            "--batch-size",
+            "10",
+        ],
         env={**env, "DLQCTL_DATABASE_URL": db_url},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(
             conn,
@@ -81,8 +94,7 @@ def test_a_held_table_lock_fails_the_run_instead_of_hanging(
     locker = psycopg.connect(db_url)
     locker.execute("LOCK TABLE dlq IN SHARE MODE")
     try:
-        r = cli("purge", "--older-than", "30d", "--yes", "-q",
-                env={"DLQCTL_DATABASE_URL": db_url})  # fmt: skip
+        r = cli("purge", "--older-than", "30d", "--yes", "-q", env={"DLQCTL_DATABASE_URL": db_url})
     finally:
         locker.rollback()
         locker.close()

@@ -82,9 +82,11 @@ def test_database_stopped_while_poison_events_arrive_longer_than_max_poll_interv
     # max.poll.interval.ms as small as librdkafka allows (>= session.timeout.ms): the outage
     # below lasts longer, so only polling while paused keeps the consumer in its group.
     settings = consumer_settings(
-        own_pg.dsn, bootstrap, consumer_retry_backoff=(),
+        own_pg.dsn,
+        bootstrap,
+        consumer_retry_backoff=(),
         kafka_consumer_config={"max.poll.interval.ms": "6000"},
-    )  # fmt: skip
+    )
     recorder = Recorder()
     with RunningConsumer(make_consumer(recorder, settings, topic, group=group)) as running:
         running.wait_assigned()
@@ -155,11 +157,28 @@ def _consume_process(
         CONSUME_TEST_LOG=str(log),
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", "consume", "--consumer", "orders-projector",
-         "--topic", topic, "--group-id", group, "--retries", "0",
-         "--handler", "tests.faults.consume_handlers:record"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dlqctl",
+            "consume",
+            "--consumer",
+            "orders-projector",
+            "--topic",
+            topic,
+            "--group-id",
+            group,
+            "--retries",
+            "0",
+            "--handler",
+            "tests.faults.consume_handlers:record",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _logged(log: Path) -> list[int]:
@@ -219,8 +238,9 @@ def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
             lambda: set(first_run) | set(recorder.handled()) == set(range(400)) - poison,
             what="the rest of the events",
         )
-        running.wait_for(lambda: conn.execute("SELECT count(*) AS n FROM dlq").fetchone()["n"]
-                         == len(poison))  # fmt: skip
+        running.wait_for(
+            lambda: conn.execute("SELECT count(*) AS n FROM dlq").fetchone()["n"] == len(poison)
+        )
     assert set(first_run).isdisjoint(recorder.handled())
     assert len(recorder.handled()) == len(set(recorder.handled()))
 

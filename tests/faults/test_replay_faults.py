@@ -46,9 +46,12 @@ def start_dlqctl(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
     full_env.update(env)
     return subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", *args], env=full_env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, "-m", "dlqctl", *args],
+        env=full_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for(
@@ -96,8 +99,15 @@ def test_invalid_record_on_one_batch_fails_it_and_delivers_the_rest(
         ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(30)])
         cluster.fail_requests(API_PRODUCE, [ERR_INVALID_RECORD])
 
-        result = cli("replay", "--yes", "--batch-size", "10", "-o", "json",
-                     env=replay_env(db_url, cluster.bootstrap_servers))  # fmt: skip
+        result = cli(
+            "replay",
+            "--yes",
+            "--batch-size",
+            "10",
+            "-o",
+            "json",
+            env=replay_env(db_url, cluster.bootstrap_servers),
+        )
 
         assert result.exit_code == 1, result.output
         summary = parse_json(result.stdout)
@@ -135,12 +145,17 @@ def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
     with MockCluster() as cluster:
         topic = cluster.create_topic(unique_name())
         ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(50)])
-        settings = replay_settings(db_url, cluster.bootstrap_servers,
-                                   kafka_delivery_timeout=DELIVERY_TIMEOUT)  # fmt: skip
+        settings = replay_settings(
+            db_url, cluster.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
+        )
 
         started = time.monotonic()
-        report = replay(settings, EntryFilter(), ReplayOptions(batch_size=10),
-                        listener=_AfterBatch(cluster.broker_down))  # fmt: skip
+        report = replay(
+            settings,
+            EntryFilter(),
+            ReplayOptions(batch_size=10),
+            listener=_AfterBatch(cluster.broker_down),
+        )
 
         assert time.monotonic() - started < 60  # a generous guard, not a timing assertion
         result = report.result
@@ -163,12 +178,17 @@ def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
     with EmbeddedBroker() as broker:
         topic = create_topic(broker.bootstrap_servers)
         ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(40)])
-        settings = replay_settings(db_url, broker.bootstrap_servers,
-                                   kafka_delivery_timeout=DELIVERY_TIMEOUT)  # fmt: skip
+        settings = replay_settings(
+            db_url, broker.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
+        )
 
         started = time.monotonic()
-        report = replay(settings, EntryFilter(), ReplayOptions(batch_size=10),
-                        listener=_AfterBatch(broker.restart))  # fmt: skip
+        report = replay(
+            settings,
+            EntryFilter(),
+            ReplayOptions(batch_size=10),
+            listener=_AfterBatch(broker.restart),
+        )
 
         assert time.monotonic() - started < 60
         result = report.result
@@ -214,8 +234,17 @@ def test_interrupt_finishes_the_batch_in_flight_and_exits_130(
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     insert_entries(conn, [entry(source_topic=topic) for _ in range(400)])
-    proc = start_dlqctl("replay", "--yes", "--batch-size", "20", "--rate", "100", "-o", "json",
-                        env=replay_env(db_url, bootstrap))  # fmt: skip
+    proc = start_dlqctl(
+        "replay",
+        "--yes",
+        "--batch-size",
+        "20",
+        "--rate",
+        "100",
+        "-o",
+        "json",
+        env=replay_env(db_url, bootstrap),
+    )
     wait_for(lambda: len(replayed_ids(conn)) >= 40, proc)
 
     proc.send_signal(signum)
@@ -250,11 +279,16 @@ def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
         topic = cluster.create_topic(unique_name())
         insert_entries(conn, [entry(source_topic=topic) for _ in range(15)])
         before = rows_by_id(conn)
-        settings = replay_settings(db_url, cluster.bootstrap_servers,
-                                   kafka_delivery_timeout=DELIVERY_TIMEOUT)  # fmt: skip
+        settings = replay_settings(
+            db_url, cluster.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
+        )
 
-        report = replay(settings, EntryFilter(), ReplayOptions(batch_size=10),
-                        listener=_ConfirmThen(cluster.broker_down))  # fmt: skip
+        report = replay(
+            settings,
+            EntryFilter(),
+            ReplayOptions(batch_size=10),
+            listener=_ConfirmThen(cluster.broker_down),
+        )
 
         assert report.exit_code == 1
         assert (report.result.succeeded, report.result.failed, report.result.skipped) == (0, 10, 5)
@@ -267,8 +301,17 @@ def test_database_failing_mid_run_reports_counts_and_records_the_run(
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     insert_entries(conn, [entry(source_topic=topic) for _ in range(400)])
-    proc = start_dlqctl("replay", "--yes", "--batch-size", "20", "--rate", "200", "-o", "json",
-                        env=replay_env(db_url, bootstrap))  # fmt: skip
+    proc = start_dlqctl(
+        "replay",
+        "--yes",
+        "--batch-size",
+        "20",
+        "--rate",
+        "200",
+        "-o",
+        "json",
+        env=replay_env(db_url, bootstrap),
+    )
     wait_for(lambda: len(replayed_ids(conn)) >= 40, proc)
 
     # A failover: the server drops the run's connections (the audit row still gets a new one).
@@ -308,9 +351,11 @@ def test_interrupt_before_the_first_message_changes_nothing(
     stop.set()  # Ctrl-C while the run was still planning
     with pytest.raises(Interrupted) as caught:
         replay(
-            replay_settings(db_url, broker.bootstrap_servers), EntryFilter(), ReplayOptions(),
+            replay_settings(db_url, broker.bootstrap_servers),
+            EntryFilter(),
+            ReplayOptions(),
             stop=stop,
-        )  # fmt: skip
+        )
     assert caught.value.exit_code == 130
     assert replayed_ids(conn) == set()
     assert audit_rows(conn) == []

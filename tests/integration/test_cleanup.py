@@ -48,12 +48,19 @@ def dataset(conn: Any, tie_rows: int = 40) -> None:
                 for i, error in enumerate(ERRORS):
                     for copy in range(2):
                         at = NOW - timedelta(days=days, minutes=7 * i + copy)
-                        rows.append(entry(consumer=consumer, status=status.value,
-                                          failed_at=at, error_message=error))  # fmt: skip
+                        rows.append(
+                            entry(
+                                consumer=consumer,
+                                status=status.value,
+                                failed_at=at,
+                                error_message=error,
+                            )
+                        )
     rows += [
         entry(consumer="orders", status=s, failed_at=TIE_AT, error_message=ERRORS[0])
-        for s in ("replayed", "pending") for _ in range(tie_rows)
-    ]  # fmt: skip
+        for s in ("replayed", "pending")
+        for _ in range(tie_rows)
+    ]
     insert_entries(conn, rows)
 
 
@@ -68,28 +75,59 @@ def all_ids(conn: Any) -> set[uuid.UUID]:
 CUT30 = {"cut": NOW - timedelta(days=30)}
 
 PURGE_CASES: list[tuple[str, EntryFilter, str, dict[str, Any]]] = [
-    ("defaults", EntryFilter(),
-     "status IN ('replayed', 'discarded') AND failed_at < %(cut)s", CUT30),
-    ("consumers", EntryFilter(consumers=("orders", "billing")),
-     "status IN ('replayed', 'discarded') AND failed_at < %(cut)s"
-     " AND consumer IN ('orders', 'billing')", CUT30),
-    ("pending spelled out", EntryFilter(statuses=(Status.PENDING,)),
-     "status = 'pending' AND failed_at < %(cut)s", CUT30),
+    (
+        "defaults",
+        EntryFilter(),
+        "status IN ('replayed', 'discarded') AND failed_at < %(cut)s",
+        CUT30,
+    ),
+    (
+        "consumers",
+        EntryFilter(consumers=("orders", "billing")),
+        "status IN ('replayed', 'discarded') AND failed_at < %(cut)s"
+        " AND consumer IN ('orders', 'billing')",
+        CUT30,
+    ),
+    (
+        "pending spelled out",
+        EntryFilter(statuses=(Status.PENDING,)),
+        "status = 'pending' AND failed_at < %(cut)s",
+        CUT30,
+    ),
     ("all statuses", EntryFilter(statuses=tuple(Status)), "failed_at < %(cut)s", CUT30),
-    ("error text", EntryFilter(error="CURRENCY 'x"),
-     "status IN ('replayed', 'discarded') AND failed_at < %(cut)s"
-     " AND error_message ILIKE '%%currency ''x%%'", CUT30),
-    ("literal percent", EntryFilter(error="100%_"),
-     "status IN ('replayed', 'discarded') AND failed_at < %(cut)s"
-     " AND error_message LIKE '%%100\\%%\\_%%'", CUT30),
-    ("since", EntryFilter(since=NOW - timedelta(days=60)),
-     "status IN ('replayed', 'discarded') AND failed_at < %(cut)s"
-     " AND failed_at >= %(since)s", {**CUT30, "since": NOW - timedelta(days=60)}),
-    ("until before the cutoff", EntryFilter(until=TIE_AT),
-     "status IN ('replayed', 'discarded') AND failed_at < %(tie)s", {"tie": TIE_AT}),
-    ("consumer and status", EntryFilter(consumers=("payments",), statuses=(Status.DISCARDED,)),
-     "status = 'discarded' AND consumer = 'payments' AND failed_at < %(cut)s", CUT30),
-]  # fmt: skip
+    (
+        "error text",
+        EntryFilter(error="CURRENCY 'x"),
+        "status IN ('replayed', 'discarded') AND failed_at < %(cut)s"
+        " AND error_message ILIKE '%%currency ''x%%'",
+        CUT30,
+    ),
+    (
+        "literal percent",
+        EntryFilter(error="100%_"),
+        "status IN ('replayed', 'discarded') AND failed_at < %(cut)s"
+        " AND error_message LIKE '%%100\\%%\\_%%'",
+        CUT30,
+    ),
+    (
+        "since",
+        EntryFilter(since=NOW - timedelta(days=60)),
+        "status IN ('replayed', 'discarded') AND failed_at < %(cut)s AND failed_at >= %(since)s",
+        {**CUT30, "since": NOW - timedelta(days=60)},
+    ),
+    (
+        "until before the cutoff",
+        EntryFilter(until=TIE_AT),
+        "status IN ('replayed', 'discarded') AND failed_at < %(tie)s",
+        {"tie": TIE_AT},
+    ),
+    (
+        "consumer and status",
+        EntryFilter(consumers=("payments",), statuses=(Status.DISCARDED,)),
+        "status = 'discarded' AND consumer = 'payments' AND failed_at < %(cut)s",
+        CUT30,
+    ),
+]
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 5000])
@@ -145,8 +183,9 @@ def test_purge_never_deletes_pending_unless_asked(conn: Any, db_url: str) -> Non
 def test_purge_dry_run_writes_nothing(conn: Any, db_url: str) -> None:
     dataset(conn)
     before = conn.execute("SELECT * FROM dlq ORDER BY dlq_id").fetchall()
-    request = PurgeRequest(EntryFilter(consumers=("orders",)), timedelta(days=30), "30d",
-                           dry_run=True)  # fmt: skip
+    request = PurgeRequest(
+        EntryFilter(consumers=("orders",)), timedelta(days=30), "30d", dry_run=True
+    )
     result = purge(make_settings(db_url), request)
     assert conn.execute("SELECT * FROM dlq ORDER BY dlq_id").fetchall() == before
     assert list_actions(conn) == []
@@ -167,11 +206,17 @@ def test_purge_dry_run_writes_nothing(conn: Any, db_url: str) -> None:
 DISCARD_CASES: list[tuple[str, EntryFilter, str]] = [
     ("consumer", EntryFilter(consumers=("orders",)), "consumer = 'orders'"),
     ("error", EntryFilter(error="timeout"), "error_message ILIKE '%%timeout%%'"),
-    ("window", EntryFilter(since=NOW - timedelta(days=35), until=NOW - timedelta(days=5)),
-     "failed_at >= %(since)s AND failed_at < %(until)s"),
-    ("two consumers and error", EntryFilter(consumers=("orders", "billing"), error="currency"),
-     "consumer IN ('orders', 'billing') AND error_message ILIKE '%%currency%%'"),
-]  # fmt: skip
+    (
+        "window",
+        EntryFilter(since=NOW - timedelta(days=35), until=NOW - timedelta(days=5)),
+        "failed_at >= %(since)s AND failed_at < %(until)s",
+    ),
+    (
+        "two consumers and error",
+        EntryFilter(consumers=("orders", "billing"), error="currency"),
+        "consumer IN ('orders', 'billing') AND error_message ILIKE '%%currency%%'",
+    ),
+]
 
 
 @pytest.mark.parametrize("cleanup_batch", [3, 2000])
@@ -202,8 +247,9 @@ def test_discard_changes_exactly_the_pending_rows_sql_selects(
     )
     changed = conn.execute(
         "SELECT status, status_reason, status_changed_by, status_changed_at FROM dlq"
-        " WHERE dlq_id = ANY(%s)", (list(expected),)
-    ).fetchall()  # fmt: skip
+        " WHERE dlq_id = ANY(%s)",
+        (list(expected),),
+    ).fetchall()
     assert len(changed) == len(expected)
     assert {(r["status"], r["status_reason"], r["status_changed_by"]) for r in changed} == {
         ("discarded", "bad deploy 1.4.2", "alice")
@@ -366,8 +412,9 @@ def test_all_inserts_land_while_purge_runs(conn: Any, db_url: str) -> None:
 
 def test_stop_between_batches_counts_the_rest_as_skipped(conn: Any, db_url: str) -> None:
     old = NOW - timedelta(days=60)
-    insert_entries(conn, [entry(status=s, failed_at=old) for s in ("replayed", "discarded")
-                          for _ in range(25)])  # fmt: skip
+    insert_entries(
+        conn, [entry(status=s, failed_at=old) for s in ("replayed", "discarded") for _ in range(25)]
+    )
     calls = iter(range(100))
     request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=10)
     result = purge(make_settings(db_url), request, should_stop=lambda: next(calls) >= 2)
@@ -394,9 +441,15 @@ def test_batch_walks_an_index_from_the_keyset(conn: Any, entry_filter: EntryFilt
     may fetch all of it and sort; when it is large it walks an index in order.)"""
     old = NOW - timedelta(days=90)
     # Inserted in failed_at order, as the services write them.
-    rows = [entry(consumer=CONSUMERS[i % 3], status=("pending", "replayed", "discarded")[i % 3],
-                  failed_at=old + timedelta(minutes=i), error_message=ERRORS[i % 3])
-            for i in range(30_000)]  # fmt: skip
+    rows = [
+        entry(
+            consumer=CONSUMERS[i % 3],
+            status=("pending", "replayed", "discarded")[i % 3],
+            failed_at=old + timedelta(minutes=i),
+            error_message=ERRORS[i % 3],
+        )
+        for i in range(30_000)
+    ]
     insert_entries(conn, rows)
     conn.execute("ANALYZE dlq")
     selection = dataclasses.replace(entry_filter, until=NOW - timedelta(days=30))
@@ -431,15 +484,21 @@ def test_purge_walk_with_ties_and_any_batch_size(
 ) -> None:
     conn.execute("TRUNCATE dlq")
     # failed_at drawn from five instants: many ties at every batch boundary.
-    insert_entries(conn, [entry(status=s.value, consumer=c, failed_at=TIE_AT - timedelta(days=k))
-                          for s, k, c in rows])  # fmt: skip
+    insert_entries(
+        conn,
+        [
+            entry(status=s.value, consumer=c, failed_at=TIE_AT - timedelta(days=k))
+            for s, k, c in rows
+        ],
+    )
     expected = {
         r["dlq_id"]
         for r in conn.execute("SELECT dlq_id, status, consumer FROM dlq")
         if r["status"] != "pending" and (not consumers or r["consumer"] in consumers)
     }
-    request = PurgeRequest(EntryFilter(consumers=tuple(consumers)), timedelta(days=30), "30d",
-                           batch_size=batch_size)  # fmt: skip
+    request = PurgeRequest(
+        EntryFilter(consumers=tuple(consumers)), timedelta(days=30), "30d", batch_size=batch_size
+    )
     result = purge(make_settings(db_url), request)
     assert result.write.succeeded == len(expected)
     remaining = all_ids(conn)

@@ -86,13 +86,16 @@ def test_poison_events_land_in_the_dlq_once_each_with_provenance(
         assert row["error_fingerprint"] == "ValueError: cannot project event <n>"
         assert (row["status"], row["retry_count"]) == ("pending", 0)
         assert (row["source_topic"], row["source_partition"], row["source_offset"]) == (
-            topic, msg.partition, msg.offset,
-        )  # fmt: skip
+            topic,
+            msg.partition,
+            msg.offset,
+        )
         assert row["event_key"] == msg.key
         assert row["event_raw"] == msg.value
         assert row["event_headers"] == [
-            ["trace", base64.b64encode(f"t{e['n']}".encode()).decode()], ["bin", "/w=="],
-        ]  # fmt: skip
+            ["trace", base64.b64encode(f"t{e['n']}".encode()).decode()],
+            ["bin", "/w=="],
+        ]
         assert recorder.count(e["n"]) == 3  # the first call and one retry per backoff wait
     assert (stats.consumed, stats.handled, stats.stored) == (40, len(healthy), len(poison))
     assert stats.retries == 2 * len(poison)
@@ -134,8 +137,14 @@ def test_undecodable_and_jsonb_unsafe_bytes_are_stored_exactly(
         assert row["event_id"] == uuid.uuid5(NS, f"{topic}/0/{offset}/{digest}")
         assert row["event_key"] == b"k"
     errors = [r["error_message"].split(":")[0] for r in rows]
-    assert errors == ["UnicodeDecodeError", "JSONDecodeError", "UndecodableEvent",
-                      "UndecodableEvent", "UndecodableEvent", "UndecodableEvent"]  # fmt: skip
+    assert errors == [
+        "UnicodeDecodeError",
+        "JSONDecodeError",
+        "UndecodableEvent",
+        "UndecodableEvent",
+        "UndecodableEvent",
+        "UndecodableEvent",
+    ]
 
 
 def test_a_restart_rereads_nothing_and_another_group_stores_no_duplicates(
@@ -226,10 +235,13 @@ def test_a_second_member_joining_mid_stream_loses_and_doubles_nothing(
             first.wait_for(lambda: len(a.calls) >= 20, what="the first member to get going")
             with RunningConsumer(make_consumer(b, settings, topic, group=group)) as second:
                 first.wait_for(
-                    lambda: set(a.handled()) | set(b.handled()) == healthy
-                    and _count(conn) == len(poison),
-                    timeout=90, what="every event handled or stored",
-                )  # fmt: skip
+                    lambda: (
+                        set(a.handled()) | set(b.handled()) == healthy
+                        and _count(conn) == len(poison)
+                    ),
+                    timeout=90,
+                    what="every event handled or stored",
+                )
                 ends = end_offsets(bootstrap, topic, 300)
                 second.wait_for(
                     lambda: committed_offsets(bootstrap, group, topic, 3) == ends,

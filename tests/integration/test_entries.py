@@ -35,13 +35,19 @@ def test_resolve_full_ids_and_prefixes(conn: Any) -> None:
 def test_count_matches_by_consumer_and_status(conn: Any) -> None:
     insert_entries(
         conn,
-        [entry(consumer="a"), entry(consumer="a"), entry(consumer="a", status="replayed"),
-         entry(consumer="b", error_message="100% _done_ \\o/")],
-    )  # fmt: skip
+        [
+            entry(consumer="a"),
+            entry(consumer="a"),
+            entry(consumer="a", status="replayed"),
+            entry(consumer="b", error_message="100% _done_ \\o/"),
+        ],
+    )
     counts = count_matches(conn, EntryFilter())
     assert [(c.consumer, c.status, c.count) for c in counts] == [
-        ("a", Status.PENDING, 2), ("a", Status.REPLAYED, 1), ("b", Status.PENDING, 1),
-    ]  # fmt: skip
+        ("a", Status.PENDING, 2),
+        ("a", Status.REPLAYED, 1),
+        ("b", Status.PENDING, 1),
+    ]
     literal = count_matches(conn, EntryFilter(error="% _DONE_ \\"))
     assert [(c.consumer, c.count) for c in literal] == [("b", 1)]
     assert count_matches(conn, EntryFilter(error="%")) == literal

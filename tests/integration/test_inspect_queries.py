@@ -163,9 +163,17 @@ def test_stream_resumes_after_a_position(
 def test_payload_adds_the_details(conn: Any, db_url: str) -> None:
     (_dlq_id,) = insert_entries(
         conn,
-        [entry(event_payload={"a": [1, 2]}, source_topic="t", source_partition=2,
-               source_offset=41, event_key=b"k-1", event_headers=[["h", "dg=="]])],
-    )  # fmt: skip
+        [
+            entry(
+                event_payload={"a": [1, 2]},
+                source_topic="t",
+                source_partition=2,
+                source_offset=41,
+                event_key=b"k-1",
+                event_headers=[["h", "dg=="]],
+            )
+        ],
+    )
     settings = Settings(database_url=db_url)
     plain = list_page(settings, EntryFilter(), limit=1).entries[0]
     assert plain.event_payload is None and plain.source_topic is None
@@ -184,8 +192,14 @@ def test_show_resolves_prefixes(conn: Any, db_url: str) -> None:
     a = uuid.UUID("0193a1b2-c3d4-7e5f-8a9b-000000000001")
     b = uuid.UUID("0193a1b2-c3d4-7e5f-8a9b-000000000002")
     c = uuid.UUID("7f000000-0000-4000-8000-00000000abcd")
-    insert_entries(conn, [entry(dlq_id=a), entry(dlq_id=b, status="replayed"),
-                          entry(dlq_id=c, event_raw=b"\xff\x00")])  # fmt: skip
+    insert_entries(
+        conn,
+        [
+            entry(dlq_id=a),
+            entry(dlq_id=b, status="replayed"),
+            entry(dlq_id=c, event_raw=b"\xff\x00"),
+        ],
+    )
     settings = Settings(database_url=db_url)
     assert show_entry(settings, parse_id(str(b))).status is Status.REPLAYED
     assert show_entry(settings, parse_id("7F000000-0000")).dlq_id == c
@@ -263,22 +277,29 @@ def test_stats_respects_filters_and_never_writes(
 def test_stats_by_hour_and_day_fill_gaps(conn: Any, db_url: str) -> None:
     insert_entries(
         conn,
-        [entry(failed_at=BASE_TIME + timedelta(hours=1, minutes=5)),
-         entry(failed_at=BASE_TIME + timedelta(hours=1, minutes=59)),
-         entry(failed_at=BASE_TIME + timedelta(hours=4)),
-         entry(failed_at=BASE_TIME + timedelta(days=2, hours=23))],
-    )  # fmt: skip
+        [
+            entry(failed_at=BASE_TIME + timedelta(hours=1, minutes=5)),
+            entry(failed_at=BASE_TIME + timedelta(hours=1, minutes=59)),
+            entry(failed_at=BASE_TIME + timedelta(hours=4)),
+            entry(failed_at=BASE_TIME + timedelta(days=2, hours=23)),
+        ],
+    )
     settings = Settings(database_url=db_url)
-    hours = compute_stats(settings, EntryFilter(until=BASE_TIME + timedelta(days=1)),
-                          by=StatsDimension.HOUR)  # fmt: skip
+    hours = compute_stats(
+        settings, EntryFilter(until=BASE_TIME + timedelta(days=1)), by=StatsDimension.HOUR
+    )
     assert [(b.key, b.count) for b in hours.breakdown] == [
-        ("2026-11-01T01:00:00Z", 2), ("2026-11-01T02:00:00Z", 0),
-        ("2026-11-01T03:00:00Z", 0), ("2026-11-01T04:00:00Z", 1),
-    ]  # fmt: skip
+        ("2026-11-01T01:00:00Z", 2),
+        ("2026-11-01T02:00:00Z", 0),
+        ("2026-11-01T03:00:00Z", 0),
+        ("2026-11-01T04:00:00Z", 1),
+    ]
     days = compute_stats(settings, EntryFilter(), by=StatsDimension.DAY)
     assert [(b.key, b.count) for b in days.breakdown] == [
-        ("2026-11-01T00:00:00Z", 3), ("2026-11-02T00:00:00Z", 0), ("2026-11-03T00:00:00Z", 1),
-    ]  # fmt: skip
+        ("2026-11-01T00:00:00Z", 3),
+        ("2026-11-02T00:00:00Z", 0),
+        ("2026-11-03T00:00:00Z", 1),
+    ]
 
 
 def test_stats_breakdowns(loaded: tuple[Any, Settings, list[dict[str, Any]]]) -> None:

@@ -199,10 +199,22 @@ def test_migrate_as_a_role_that_does_not_own_dlq(empty_db_url: str) -> None:
 
 def test_built_wheel_ships_the_migrations(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--quiet", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("dlqctl-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -211,7 +223,10 @@ def test_built_wheel_ships_the_migrations(tmp_path: Path) -> None:
         assert f"dlqctl/migrations/{migration.name}.sql" in names
     found = subprocess.run(
         [sys.executable, "-c", "from dlqctl.db.migrations import migrations_dir as d; print(d())"],
-        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, cwd=tmp_path,
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert found == str(tmp_path / "site" / "dlqctl" / "migrations")

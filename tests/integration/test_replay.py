@@ -39,18 +39,33 @@ def test_replay_by_filter_publishes_the_exact_messages_and_marks_them(
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     plain = entry(
-        consumer="orders", event_payload={"b": 2, "a": "x, y", "n": [1.50, None, "é"]},
+        consumer="orders",
+        event_payload={"b": 2, "a": "x, y", "n": [1.50, None, "é"]},
         error_message="TimeoutError: payments-api timed out",
-    )  # fmt: skip
+    )
     recorded = entry(
-        consumer="orders", source_topic=topic, source_partition=0, source_offset=41,
-        event_key=b"order-17", event_raw=b"\xff\x00not json \x80",
-        event_headers=[["trace", b64(b"t-1")], ["dlq-id", b64(b"older-id")],
-                       ["trace", b64(b"t-2")], ["nothing", None], ["dlq-retry-count", b64(b"9")]],
-        retry_count=2, error_message="TimeoutError: again",
-    )  # fmt: skip
-    already = entry(consumer="orders", status="replayed", retry_count=1,
-                    error_message="TimeoutError: done before")  # fmt: skip
+        consumer="orders",
+        source_topic=topic,
+        source_partition=0,
+        source_offset=41,
+        event_key=b"order-17",
+        event_raw=b"\xff\x00not json \x80",
+        event_headers=[
+            ["trace", b64(b"t-1")],
+            ["dlq-id", b64(b"older-id")],
+            ["trace", b64(b"t-2")],
+            ["nothing", None],
+            ["dlq-retry-count", b64(b"9")],
+        ],
+        retry_count=2,
+        error_message="TimeoutError: again",
+    )
+    already = entry(
+        consumer="orders",
+        status="replayed",
+        retry_count=1,
+        error_message="TimeoutError: done before",
+    )
     discarded = entry(consumer="orders", status="discarded", error_message="TimeoutError: junk")
     other_consumer = entry(consumer="payments", error_message="TimeoutError: elsewhere")
     other_error = entry(consumer="orders", error_message="KeyError: customer_id")
@@ -58,29 +73,47 @@ def test_replay_by_filter_publishes_the_exact_messages_and_marks_them(
     before = rows_by_id(conn)
 
     result = cli(
-        "replay", "-c", "orders", "--error", "TIMEOUTERROR", "-o", "json",
-        "--yes", env=replay_env(db_url, bootstrap, DLQCTL_TOPIC_MAP=json.dumps({"orders": topic})),
-    )  # fmt: skip
+        "replay",
+        "-c",
+        "orders",
+        "--error",
+        "TIMEOUTERROR",
+        "-o",
+        "json",
+        "--yes",
+        env=replay_env(db_url, bootstrap, DLQCTL_TOPIC_MAP=json.dumps({"orders": topic})),
+    )
 
     assert result.exit_code == 0, result.output
     assert parse_json(result.stdout) == {
-        "action": "replay", "dry_run": False, "matched": 2, "succeeded": 2, "failed": 0,
-        "skipped": 0, "ineligible": 0, "failures": [], "topics": {topic: 2},
-    }  # fmt: skip
+        "action": "replay",
+        "dry_run": False,
+        "matched": 2,
+        "succeeded": 2,
+        "failed": 0,
+        "skipped": 0,
+        "ineligible": 0,
+        "failures": [],
+        "topics": {topic: 2},
+    }
     first, second = sorted(read_topic(bootstrap, topic, 2), key=lambda m: m.offset)
     assert first.key == str(plain["event_id"]).encode()
     assert first.value == b'{"a":"x, y","b":2,"n":[1.5,null,"\xc3\xa9"]}'
     assert first.headers == [
-        ("dlq-id", str(plain["dlq_id"]).encode()), ("dlq-consumer", b"orders"),
+        ("dlq-id", str(plain["dlq_id"]).encode()),
+        ("dlq-consumer", b"orders"),
         ("dlq-retry-count", b"1"),
-    ]  # fmt: skip
+    ]
     assert second.key == b"order-17"
     assert second.value == b"\xff\x00not json \x80"
     assert second.headers == [
-        ("trace", b"t-1"), ("trace", b"t-2"), ("nothing", None),
-        ("dlq-id", str(recorded["dlq_id"]).encode()), ("dlq-consumer", b"orders"),
+        ("trace", b"t-1"),
+        ("trace", b"t-2"),
+        ("nothing", None),
+        ("dlq-id", str(recorded["dlq_id"]).encode()),
+        ("dlq-consumer", b"orders"),
         ("dlq-retry-count", b"3"),
-    ]  # fmt: skip
+    ]
 
     after = rows_by_id(conn)
     for row, retry_count in ((plain, 1), (recorded, 3)):
@@ -108,14 +141,22 @@ def test_replay_by_id_prefixes_needs_no_confirmation_and_counts_ineligible_ids(
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     pending, replayed, untouched = insert_entries(
-        conn, [entry(source_topic=topic), entry(status="replayed", source_topic=topic),
-               entry(source_topic=topic)]
-    )  # fmt: skip
+        conn,
+        [
+            entry(source_topic=topic),
+            entry(status="replayed", source_topic=topic),
+            entry(source_topic=topic),
+        ],
+    )
 
     result = cli(
-        "replay", str(pending).replace("-", "")[:12], str(replayed), "-o", "json",
+        "replay",
+        str(pending).replace("-", "")[:12],
+        str(replayed),
+        "-o",
+        "json",
         env=replay_env(db_url, bootstrap),
-    )  # fmt: skip
+    )
 
     assert result.exit_code == 0, result.output
     summary = parse_json(result.stdout)
@@ -137,13 +178,25 @@ def test_topic_flag_beats_the_source_topic_and_limit_takes_the_oldest(
 ) -> None:
     bootstrap = broker.bootstrap_servers
     source, forced = create_topic(bootstrap), create_topic(bootstrap)
-    rows = [entry(source_topic=source, failed_at=BASE_TIME - timedelta(minutes=i))
-            for i in range(5)]  # fmt: skip
+    rows = [
+        entry(source_topic=source, failed_at=BASE_TIME - timedelta(minutes=i)) for i in range(5)
+    ]
     insert_entries(conn, rows)
     oldest = [r["dlq_id"] for r in sorted(rows, key=lambda r: r["failed_at"])[:3]]
 
-    result = cli("replay", "--topic", forced, "--limit", "3", "--batch-size", "2", "-o", "json",
-                 "--yes", env=replay_env(db_url, bootstrap))  # fmt: skip
+    result = cli(
+        "replay",
+        "--topic",
+        forced,
+        "--limit",
+        "3",
+        "--batch-size",
+        "2",
+        "-o",
+        "json",
+        "--yes",
+        env=replay_env(db_url, bootstrap),
+    )
 
     assert result.exit_code == 0, result.output
     assert parse_json(result.stdout)["topics"] == {forced: 3}
@@ -161,8 +214,9 @@ def test_statuses_given_with_s_are_the_eligible_ones(
     pending, discarded = insert_entries(
         conn, [entry(source_topic=topic), entry(source_topic=topic, status="discarded")]
     )
-    result = cli("replay", "-s", "discarded", "-o", "json", "--yes",
-                 env=replay_env(db_url, bootstrap))  # fmt: skip
+    result = cli(
+        "replay", "-s", "discarded", "-o", "json", "--yes", env=replay_env(db_url, bootstrap)
+    )
     assert result.exit_code == 0, result.output
     assert dlq_ids_on(bootstrap, topic, 1) == [discarded]
     assert {i: r["status"] for i, r in rows_by_id(conn).items()} == {
@@ -176,8 +230,14 @@ def test_missing_target_topic_is_refused_before_anything_is_sent(
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
-    insert_entries(conn, [entry(consumer="orders", source_topic=topic),
-                          entry(consumer="payments"), entry(consumer="audit-log")])  # fmt: skip
+    insert_entries(
+        conn,
+        [
+            entry(consumer="orders", source_topic=topic),
+            entry(consumer="payments"),
+            entry(consumer="audit-log"),
+        ],
+    )
     before = rows_by_id(conn)
 
     result = cli("replay", "--yes", env=replay_env(db_url, bootstrap))
@@ -201,8 +261,13 @@ def test_entry_too_large_for_a_message_is_refused_with_its_id(
     insert_entries(conn, [small, big_payload, big_raw])
     before = rows_by_id(conn)
 
-    result = cli("replay", "--yes", env=replay_env(
-        db_url, bootstrap, DLQCTL_KAFKA_PRODUCER_CONFIG='{"message.max.bytes": 5000}'))  # fmt: skip
+    result = cli(
+        "replay",
+        "--yes",
+        env=replay_env(
+            db_url, bootstrap, DLQCTL_KAFKA_PRODUCER_CONFIG='{"message.max.bytes": 5000}'
+        ),
+    )
 
     assert result.exit_code == 2, result.output
     assert "2 selected entries do not fit" in result.stderr
@@ -218,9 +283,15 @@ def test_dry_run_reports_per_consumer_and_topic_and_changes_nothing(
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic, mapped = unique_name(), unique_name()
-    insert_entries(conn, [entry(consumer="orders", source_topic=topic),
-                          entry(consumer="orders"), entry(consumer="billing"),
-                          entry(consumer="billing", status="replayed")])  # fmt: skip
+    insert_entries(
+        conn,
+        [
+            entry(consumer="orders", source_topic=topic),
+            entry(consumer="orders"),
+            entry(consumer="billing"),
+            entry(consumer="billing", status="replayed"),
+        ],
+    )
     before = rows_by_id(conn)
     topic_map = json.dumps({"orders": mapped, "billing": mapped})
     env = replay_env(db_url, bootstrap, DLQCTL_TOPIC_MAP=topic_map)
@@ -230,9 +301,16 @@ def test_dry_run_reports_per_consumer_and_topic_and_changes_nothing(
 
     assert as_json.exit_code == 0, as_json.output
     assert parse_json(as_json.stdout) == {
-        "action": "replay", "dry_run": True, "matched": 3, "succeeded": 3, "failed": 0,
-        "skipped": 0, "ineligible": 0, "failures": [], "topics": {mapped: 2, topic: 1},
-    }  # fmt: skip
+        "action": "replay",
+        "dry_run": True,
+        "matched": 3,
+        "succeeded": 3,
+        "failed": 0,
+        "skipped": 0,
+        "ineligible": 0,
+        "failures": [],
+        "topics": {mapped: 2, topic: 1},
+    }
     assert as_table.exit_code == 0, as_table.output
     lines = [" ".join(line.replace("│", " ").split()) for line in as_table.stdout.splitlines()]
     assert f"billing {mapped} 1" in lines and f"orders {mapped} 1" in lines
@@ -255,11 +333,19 @@ def test_refused_without_yes_off_a_terminal(conn: Any, db_url: str, broker: Any,
 @pytest.mark.parametrize(
     "args",
     [
-        ["--batch-size", "0"], ["--batch-size", "10001"], ["--batch-size", "many"],
-        ["--rate", "0"], ["--rate", "-5"], ["--rate", "nan"], ["--rate", "fast"],
-        ["--limit", "0"], ["--topic", "has space"], ["--topic", ""], ["--since", "yesterday"],
+        ["--batch-size", "0"],
+        ["--batch-size", "10001"],
+        ["--batch-size", "many"],
+        ["--rate", "0"],
+        ["--rate", "-5"],
+        ["--rate", "nan"],
+        ["--rate", "fast"],
+        ["--limit", "0"],
+        ["--topic", "has space"],
+        ["--topic", ""],
+        ["--since", "yesterday"],
     ],
-)  # fmt: skip
+)
 def test_garbage_options_exit_2(args: list[str], cli: Any) -> None:
     result = cli("replay", "--dry-run", *args, env={"DLQCTL_DATABASE_URL": "postgresql://x@/y"})
     assert result.exit_code == 2, result.output
@@ -320,23 +406,31 @@ class _Barrier(SilentListener):
     ],
 )
 def test_two_concurrent_replays_publish_each_entry_exactly_once(
-    conn: Any, db_url: str, broker: Any, status: str, statuses: tuple[Status, ...],
+    conn: Any,
+    db_url: str,
+    broker: Any,
+    status: str,
+    statuses: tuple[Status, ...],
     consumers: tuple[str, ...],
-) -> None:  # fmt: skip
+) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap, partitions=3)
     ids = insert_entries(
-        conn, [entry(consumer=("orders", "billing")[i % 2], status=status, source_topic=topic)
-               for i in range(240)]
-    )  # fmt: skip
+        conn,
+        [
+            entry(consumer=("orders", "billing")[i % 2], status=status, source_topic=topic)
+            for i in range(240)
+        ],
+    )
     settings = replay_settings(db_url, bootstrap)
     entry_filter = EntryFilter(statuses=statuses, consumers=consumers)
     barrier = threading.Barrier(2)
     results: list[Any] = []
 
     def run() -> None:
-        report = replay(settings, entry_filter, ReplayOptions(batch_size=7),
-                        listener=_Barrier(barrier))  # fmt: skip
+        report = replay(
+            settings, entry_filter, ReplayOptions(batch_size=7), listener=_Barrier(barrier)
+        )
         results.append(report.result)
 
     threads = [threading.Thread(target=run) for _ in range(2)]

@@ -43,9 +43,15 @@ def big_table(conn: Any) -> Any:
     statuses = ["pending", "pending", "replayed", "discarded"]
     insert_entries(
         conn,
-        [entry(consumer=consumers[i % 4], status=statuses[(i // 4) % 4],
-               failed_at=BASE_TIME + timedelta(seconds=i * 7 % 20000)) for i in range(20000)],
-    )  # fmt: skip
+        [
+            entry(
+                consumer=consumers[i % 4],
+                status=statuses[(i // 4) % 4],
+                failed_at=BASE_TIME + timedelta(seconds=i * 7 % 20000),
+            )
+            for i in range(20000)
+        ],
+    )
     conn.execute("ANALYZE dlq")
     return conn
 
@@ -58,14 +64,23 @@ def big_table(conn: Any) -> Any:
         ((Status.DISCARDED,), ("orders",), None, "idx_dlq_consumer_status_failed", 1),
         ((Status.PENDING, Status.DISCARDED), (), None, "idx_dlq_status_failed", 2),
         ((), ("orders", "billing", "search"), None, "idx_dlq_consumer_status_failed", 3),
-        ((Status.PENDING, Status.REPLAYED), ("orders", "billing"), None,
-         "idx_dlq_consumer_status_failed", 4),
+        (
+            (Status.PENDING, Status.REPLAYED),
+            ("orders", "billing"),
+            None,
+            "idx_dlq_consumer_status_failed",
+            4,
+        ),
     ],
-)  # fmt: skip
+)
 def test_claim_walks_an_index_and_sorts_no_more_than_a_batch_per_walk(
-    big_table: Any, statuses: tuple[Status, ...], consumers: tuple[str, ...], error: str | None,
-    index: str, walks: int,
-) -> None:  # fmt: skip
+    big_table: Any,
+    statuses: tuple[Status, ...],
+    consumers: tuple[str, ...],
+    error: str | None,
+    index: str,
+    walks: int,
+) -> None:
     selection = q.Selection(
         EntryFilter(statuses=statuses, consumers=consumers, error=error),
         started_at=datetime.now(UTC),
@@ -121,16 +136,20 @@ def test_entries_changed_after_the_run_started_are_not_claimed(conn: Any, db_url
 def test_plan_counts_and_oversize_candidates(conn: Any) -> None:
     insert_entries(
         conn,
-        [entry(consumer="a", source_topic="t1"), entry(consumer="a"),
-         entry(consumer="b", event_payload={"x": "y" * 3000}),
-         entry(consumer="b", status="replayed")],
-    )  # fmt: skip
+        [
+            entry(consumer="a", source_topic="t1"),
+            entry(consumer="a"),
+            entry(consumer="b", event_payload={"x": "y" * 3000}),
+            entry(consumer="b", status="replayed"),
+        ],
+    )
     selection = q.Selection(EntryFilter(statuses=(Status.PENDING,)))
     groups = q.plan_groups(conn, selection, limit=None, max_bytes=2000)
     assert [(g.consumer, g.status, g.source_topic, g.count, g.maybe_oversize) for g in groups] == [
-        ("a", Status.PENDING, "t1", 1, 0), ("a", Status.PENDING, None, 1, 0),
+        ("a", Status.PENDING, "t1", 1, 0),
+        ("a", Status.PENDING, None, 1, 0),
         ("b", Status.PENDING, None, 1, 1),
-    ]  # fmt: skip
+    ]
     limited = q.plan_groups(conn, selection, limit=1, max_bytes=2000)
     assert sum(g.count for g in limited) == 1
     (big,) = q.oversize_candidates(conn, selection, limit=None, max_bytes=2000, at_most=10)
@@ -161,10 +180,11 @@ jsonb_text = st.text(
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**20), 10**20) | jsonb_text,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(jsonb_text, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(jsonb_text, children, max_size=4)
+    ),
     max_leaves=10,
-)  # fmt: skip
+)
 
 
 @settings(

@@ -27,8 +27,9 @@ def test_write_stores_one_entry_with_provenance(conn: Any, db_url: str) -> None:
     raw = json.dumps(event).encode()
     message = FakeMessage(raw, headers_=[("dlq-id", b"abc"), ("bin", b"\xff"), ("n", None)])
     with DlqWriter(db_url) as writer:
-        stored = writer.write("orders-projector", event, ValueError("amount 12.5 too high"),
-                              message)  # fmt: skip
+        stored = writer.write(
+            "orders-projector", event, ValueError("amount 12.5 too high"), message
+        )
     assert stored.created
     [row] = _rows(conn)
     assert row["dlq_id"] == stored.dlq_id
@@ -39,13 +40,17 @@ def test_write_stores_one_entry_with_provenance(conn: Any, db_url: str) -> None:
     assert row["error_fingerprint"] == fingerprint("ValueError: amount 12.5 too high")
     assert (row["status"], row["retry_count"]) == ("pending", 0)
     assert (row["source_topic"], row["source_partition"], row["source_offset"]) == (
-        "orders", 2, 17,
-    )  # fmt: skip
+        "orders",
+        2,
+        17,
+    )
     assert row["event_key"] == b"order-1"
     assert row["event_raw"] == raw
     assert row["event_headers"] == [
-        ["dlq-id", base64.b64encode(b"abc").decode()], ["bin", "/w=="], ["n", None],
-    ]  # fmt: skip
+        ["dlq-id", base64.b64encode(b"abc").decode()],
+        ["bin", "/w=="],
+        ["n", None],
+    ]
 
 
 def test_a_redelivered_message_is_a_no_op(conn: Any, db_url: str) -> None:
@@ -54,8 +59,9 @@ def test_a_redelivered_message_is_a_no_op(conn: Any, db_url: str) -> None:
         first = writer.write("orders", json.loads(raw), ValueError("x"), FakeMessage(raw))
         again = writer.write("orders", json.loads(raw), ValueError("x, again"), FakeMessage(raw))
         # The same event from another offset (a replay that failed again) is a new entry.
-        replayed = writer.write("orders", json.loads(raw), ValueError("x"),
-                                FakeMessage(raw, offset_=99))  # fmt: skip
+        replayed = writer.write(
+            "orders", json.loads(raw), ValueError("x"), FakeMessage(raw, offset_=99)
+        )
     assert first.created and not again.created and replayed.created
     assert again.dlq_id == first.dlq_id
     rows = _rows(conn)
@@ -121,8 +127,9 @@ def test_a_payload_jsonb_refuses_at_insert_falls_back_to_the_stand_in(
 ) -> None:
     raw = b'{"n": 1e1000000}'  # Python reads inf; jsonb's numeric overflows
     good = failed_event("c", {"ok": 1}, ValueError("x"), FakeMessage(b'{"ok": 1}', offset_=1))
-    bad = failed_event("c", {"n": 1}, ValueError("x"), FakeMessage(raw, offset_=2),
-                       payload=raw.decode())  # fmt: skip
+    bad = failed_event(
+        "c", {"n": 1}, ValueError("x"), FakeMessage(raw, offset_=2), payload=raw.decode()
+    )
     with DlqWriter(db_url) as writer:
         stored = writer.write_many([good, bad])
     assert [s.created for s in stored] == [True, True]

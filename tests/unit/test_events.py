@@ -149,11 +149,14 @@ def test_decode_rejects_what_jsonb_cannot_store(raw: bytes | None, error: type) 
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),
     max_leaves=20,
-)  # fmt: skip
+)
 
 
 @given(json_values)
@@ -220,8 +223,10 @@ def test_failed_event_from_a_message_keeps_provenance_and_exact_bytes() -> None:
     assert entry.event_raw == raw
     assert entry.event_headers is not None
     assert json.loads(entry.event_headers) == [
-        ["trace", base64.b64encode(b"\x00\xff").decode()], ["trace", None], ["e", ""],
-    ]  # fmt: skip
+        ["trace", base64.b64encode(b"\x00\xff").decode()],
+        ["trace", None],
+        ["e", ""],
+    ]
 
 
 def test_a_message_without_headers_records_an_empty_list() -> None:
@@ -245,8 +250,9 @@ def test_a_tombstone_is_stored_as_empty_bytes() -> None:
 
 def test_the_consumer_passes_the_bytes_as_payload_to_keep_numbers_exact() -> None:
     raw = b'{"amount": 0.10000000000000000555}'
-    entry = failed_event("c", json.loads(raw), ValueError("x"), FakeMessage(raw),
-                         payload=raw.decode())  # fmt: skip
+    entry = failed_event(
+        "c", json.loads(raw), ValueError("x"), FakeMessage(raw), payload=raw.decode()
+    )
     assert entry.payload == raw.decode()
 
 

@@ -29,9 +29,14 @@ AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 def _entry(**overrides: Any) -> DlqEntry:
     values: dict[str, Any] = {
-        "dlq_id": uuid.uuid4(), "consumer": "orders", "event_id": uuid.uuid4(),
-        "status": Status.PENDING, "retry_count": 0, "failed_at": AT, "error_message": "boom",
-    }  # fmt: skip
+        "dlq_id": uuid.uuid4(),
+        "consumer": "orders",
+        "event_id": uuid.uuid4(),
+        "status": Status.PENDING,
+        "retry_count": 0,
+        "failed_at": AT,
+        "error_message": "boom",
+    }
     values.update(overrides)
     return DlqEntry(**values)
 
@@ -103,9 +108,15 @@ def test_stats_json_shape() -> None:
     )
     data = stats.to_json(top=2)
     assert list(data) == [
-        "total", "by_consumer_status", "oldest_pending_failed_at", "oldest_pending_by_consumer",
-        "error_groups", "as_of", "by", "breakdown",
-    ]  # fmt: skip
+        "total",
+        "by_consumer_status",
+        "oldest_pending_failed_at",
+        "oldest_pending_by_consumer",
+        "error_groups",
+        "as_of",
+        "by",
+        "breakdown",
+    ]
     assert data["total"] == 2
     assert data["by_consumer_status"] == [{"consumer": "a", "status": "pending", "count": 2}]
     assert data["oldest_pending_failed_at"] == "2026-11-28T10:00:00Z"
@@ -136,24 +147,32 @@ def test_time_series_fills_gaps() -> None:
     hour = timedelta(hours=1)
     series = _time_series([(AT, 3), (AT + 3 * hour, 1)], hour)
     assert [(b.key, b.count) for b in series] == [
-        ("2026-11-28T10:00:00Z", 3), ("2026-11-28T11:00:00Z", 0),
-        ("2026-11-28T12:00:00Z", 0), ("2026-11-28T13:00:00Z", 1),
-    ]  # fmt: skip
+        ("2026-11-28T10:00:00Z", 3),
+        ("2026-11-28T11:00:00Z", 0),
+        ("2026-11-28T12:00:00Z", 0),
+        ("2026-11-28T13:00:00Z", 1),
+    ]
     assert _time_series([], hour) == ()
 
 
 def test_stats_rows_for_csv_and_ndjson() -> None:
     from dlqctl.core.models import Bucket
 
-    plain = DlqStats(counts=(MatchCount("a", Status.PENDING, 2),), oldest_pending={},
-                     error_groups=(), as_of=AT)  # fmt: skip
+    plain = DlqStats(
+        counts=(MatchCount("a", Status.PENDING, 2),), oldest_pending={}, error_groups=(), as_of=AT
+    )
     assert machine.stats_rows(plain) == (
         ("consumer", "status", "count"),
         [{"consumer": "a", "status": "pending", "count": 2}],
     )
-    by_error = DlqStats(counts=(), oldest_pending={}, error_groups=(), as_of=AT,
-                        by=StatsDimension.ERROR,
-                        breakdown=(Bucket("e <n>", 3, example="e 1"),))  # fmt: skip
+    by_error = DlqStats(
+        counts=(),
+        oldest_pending={},
+        error_groups=(),
+        as_of=AT,
+        by=StatsDimension.ERROR,
+        breakdown=(Bucket("e <n>", 3, example="e 1"),),
+    )
     assert machine.stats_rows(by_error) == (
         ("error", "count", "example"),
         [{"error": "e <n>", "count": 3, "example": "e 1"}],
@@ -165,12 +184,15 @@ def test_stats_rows_for_csv_and_ndjson() -> None:
     [
         ("short", 10, "short"),
         ("a   b\tc", 10, "a b c"),
-        ("\n\nTraceback (most recent call last):\n  File x", 100,
-         "Traceback (most recent call last): …"),
+        (
+            "\n\nTraceback (most recent call last):\n  File x",
+            100,
+            "Traceback (most recent call last): …",
+        ),
         ("x" * 30, 10, "x" * 9 + "…"),
         ("", 10, ""),
     ],
-)  # fmt: skip
+)
 def test_one_line(text: str, limit: int, expected: str) -> None:
     assert one_line(text, limit) == expected
 

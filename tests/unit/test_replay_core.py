@@ -55,12 +55,15 @@ def test_compact_jsonb_text_examples(text: str, expected: str) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(alphabet=st.characters(
-        blacklist_categories=("Cs",), blacklist_characters="\x00")),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 
 
 @given(json_values)
@@ -87,8 +90,10 @@ def test_headers_keep_order_and_duplicates_and_replace_dlq_headers() -> None:
         ("dlq-retry-count", "3"),
     ]
     assert message_headers(None, "i", "c", 1) == [
-        ("dlq-id", "i"), ("dlq-consumer", "c"), ("dlq-retry-count", "1"),
-    ]  # fmt: skip
+        ("dlq-id", "i"),
+        ("dlq-consumer", "c"),
+        ("dlq-retry-count", "1"),
+    ]
 
 
 def test_key_and_value_prefer_the_recorded_originals() -> None:

@@ -139,9 +139,11 @@ def test_writes_are_retried_with_the_capped_backoff_until_the_database_is_back()
         return "stored"
 
     done, result = retry_until_done(
-        write, clock.wait, lambda n, delay, _exc: reported.append((n, delay)),
+        write,
+        clock.wait,
+        lambda n, delay, _exc: reported.append((n, delay)),
         (DatabaseUnavailable,),
-    )  # fmt: skip
+    )
     assert (done, result) == (True, "stored")
     assert attempts == [0.0, 0.5, 1.5, 3.5, 7.5, 12.5, 17.5, 22.5]
     assert reported == [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 5.0), (6, 5.0), (7, 5.0)]

@@ -60,9 +60,14 @@ def discard(
     from dlqctl.usecases.cleanup import discard as run_discard
 
     entry_filter = build_entry_filter(
-        consumers=consumer, statuses=status, since=since, until=until, error=error,
-        event_id=event_id, ids=ids,
-    )  # fmt: skip
+        consumers=consumer,
+        statuses=status,
+        since=since,
+        until=until,
+        error=error,
+        event_id=event_id,
+        ids=ids,
+    )
     request = DiscardRequest(entry_filter=entry_filter, reason=reason, dry_run=dry_run)
     settings = app_state(ctx).settings()
     confirm_write(

@@ -76,9 +76,13 @@ def list_entries(
     from dlqctl.core.cursor import decode_cursor
 
     entry_filter = build_entry_filter(
-        consumers=consumer, statuses=status, since=since, until=until, error=error,
+        consumers=consumer,
+        statuses=status,
+        since=since,
+        until=until,
+        error=error,
         event_id=event_id,
-    )  # fmt: skip
+    )
     after = None
     if cursor is not None:
         try:
@@ -101,8 +105,9 @@ def list_entries(
         )
         entries, next_cursor = iter(page.entries), page.next_cursor
     if output is OutputFormat.JSON:
-        machine.print_json_items((e.to_json(details=payload) for e in entries),
-                                 next_cursor=next_cursor)  # fmt: skip
+        machine.print_json_items(
+            (e.to_json(details=payload) for e in entries), next_cursor=next_cursor
+        )
     elif output is OutputFormat.NDJSON:
         machine.print_ndjson(e.to_json(details=payload) for e in entries)
     elif output is OutputFormat.CSV:
@@ -128,8 +133,9 @@ def _table(
     from dlqctl.cli import output as out
     from dlqctl.cli.options import filter_args
 
-    shown = out.render_entries(entries, payload=payload, now=datetime.now(UTC),
-                               chunk=TABLE_CHUNK if all_ else None)  # fmt: skip
+    shown = out.render_entries(
+        entries, payload=payload, now=datetime.now(UTC), chunk=TABLE_CHUNK if all_ else None
+    )
     if not shown:
         out.note("no matching entries")
     elif next_cursor is None:

@@ -92,9 +92,13 @@ def purge(
     from dlqctl.usecases.cleanup import purge as run_purge
 
     entry_filter = build_entry_filter(
-        consumers=consumer, statuses=status, since=since, until=until, error=error,
+        consumers=consumer,
+        statuses=status,
+        since=since,
+        until=until,
+        error=error,
         event_id=event_id,
-    )  # fmt: skip
+    )
     request = PurgeRequest(
         entry_filter=entry_filter,
         older_than=parse_duration_option("--older-than", older_than),

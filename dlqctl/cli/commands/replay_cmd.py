@@ -89,9 +89,14 @@ def replay(
     from dlqctl.usecases.replay import replay as run_replay
 
     entry_filter = build_entry_filter(
-        consumers=consumer, statuses=status, since=since, until=until, error=error,
-        event_id=event_id, ids=ids,
-    )  # fmt: skip
+        consumers=consumer,
+        statuses=status,
+        since=since,
+        until=until,
+        error=error,
+        event_id=event_id,
+        ids=ids,
+    )
     if rate is not None and not (math.isfinite(rate) and rate > 0):
         raise bad("--rate", "must be a positive number of messages per second")
     if topic is not None and not topic.strip():

@@ -61,9 +61,13 @@ def stats(
     from dlqctl.cli.options import build_entry_filter
 
     entry_filter = build_entry_filter(
-        consumers=consumer, statuses=status, since=since, until=until, error=error,
+        consumers=consumer,
+        statuses=status,
+        since=since,
+        until=until,
+        error=error,
         event_id=event_id,
-    )  # fmt: skip
+    )
     settings = app_state(ctx).settings()
 
     from dlqctl.cli import machine
