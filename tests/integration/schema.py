@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-TABLES = ("dlq", "dlq_actions", "dlqctl_schema_migrations")
+TABLES = ("dlq", "dlq_actions", "dlq_attempts", "dlqctl_schema_migrations")
 UUID_DEFAULTS = ("uuidv7()", "gen_random_uuid()")
 
 

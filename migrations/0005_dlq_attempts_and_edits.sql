@@ -1,0 +1,38 @@
+-- Round 2: later failures of replayed entries (dlq_attempts) and edited messages (edited_*).
+-- Only additions: nullable columns without defaults (a catalog change) and a new table. The
+-- foreign key takes a short SHARE ROW EXCLUSIVE lock on dlq; the lock timeout makes the
+-- migration fail fast (re-run it) instead of queueing the services' inserts behind it when a
+-- long transaction holds the table (see docs/operations.md, "Upgrades").
+SET LOCAL lock_timeout = '5s';
+
+-- What replay publishes instead of the original message (`dlqctl edit`). The original
+-- event_payload / event_raw / event_headers are never changed.
+ALTER TABLE dlq
+    ADD COLUMN IF NOT EXISTS edited_raw     bytea,
+    ADD COLUMN IF NOT EXISTS edited_headers jsonb,
+    ADD COLUMN IF NOT EXISTS edited_at      timestamptz,
+    ADD COLUMN IF NOT EXISTS edited_by      text;
+
+COMMENT ON COLUMN dlq.edited_raw IS 'the exact value bytes replay publishes instead of the original';
+COMMENT ON COLUMN dlq.edited_headers IS
+    'headers replay publishes instead of the original (event_headers format); null = unchanged';
+
+-- One row per failure of an entry after it was replayed: the message carried the entry's
+-- dlq-id and dlq-consumer headers, and the entry was reopened instead of a new one stored.
+CREATE TABLE IF NOT EXISTS dlq_attempts (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    dlq_id           uuid NOT NULL REFERENCES dlq (dlq_id) ON DELETE CASCADE,
+    attempt          integer NOT NULL,
+    failed_at        timestamptz NOT NULL DEFAULT now(),
+    error_message    text NOT NULL,
+    source_topic     text,
+    source_partition integer,
+    source_offset    bigint
+);
+
+COMMENT ON COLUMN dlq_attempts.attempt IS 'the entry''s retry_count when it failed again';
+
+-- A re-delivered replayed message records one attempt; also the lookup by entry (show, and
+-- the foreign key's cascade when purge deletes entries).
+CREATE UNIQUE INDEX IF NOT EXISTS uq_dlq_attempts_source_message
+    ON dlq_attempts (dlq_id, source_topic, source_partition, source_offset);
