@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from dlqctl.core.errors import DlqctlError, KafkaError, MissingExtra, UsageError
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import DlqEntry, DlqStats, EntryPage, Status
-from dlqctl.core.replay import ReplayOptions, ReplayReport
+from dlqctl.core.replay import ReplayReport, ReplayRequest
 from dlqctl.core.settings import Settings
 from dlqctl.embedded.demo_state import DemoState, KeptProcess
 from dlqctl.embedded.process import EmbeddedServiceError
@@ -251,7 +251,7 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
                 f"The bug is fixed (the projector now knows XBT). Replaying the"
                 f" {FIXED_GROUP!r} group: `dlqctl replay --error '{FIXED_GROUP}' --yes`"
             )
-            report = replay(settings, fixed_group, ReplayOptions(batch_size=500))
+            report = replay(settings, ReplayRequest(fixed_group, batch_size=500))
             result.replay = report
             narrator.replayed(report)
             _wait_for(
