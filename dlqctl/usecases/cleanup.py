@@ -172,7 +172,7 @@ class _CleanupRun:
             with translate_errors(self.target):
                 while True:
                     if self._stopping():
-                        # What the run did not reach is matched but skipped (SPEC §4).
+                        # What the run did not reach is matched but skipped.
                         rest = q.count_after(self.conn, selection, after)
                         write.matched += rest
                         write.skipped += rest
