@@ -1,7 +1,8 @@
 """The dlqctl command line: global options, command registration and the one error boundary.
 
-Command modules are imported here, so they keep their own imports light: psycopg, the
-Kafka client, pydantic-settings and Rich are imported inside the commands that need them.
+Importing this module (which imports every command module) stays cheap so that `--help`
+and short commands start fast: psycopg, the Kafka client, pydantic-settings and Rich are
+imported inside the functions that need them (tests/cli/test_startup.py checks).
 """
 
 from __future__ import annotations

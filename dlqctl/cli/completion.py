@@ -40,6 +40,8 @@ def completion_script(shell: str) -> str:
 def complete_consumer(ctx: typer.Context, incomplete: str) -> list[str]:
     """Consumer names from the table: fast, read-only, and silent on any error."""
     try:
+        # Lazy: completion runs on every Tab press; pydantic-settings and psycopg load only
+        # when a consumer name is completed.
         from dlqctl.core.settings import load_settings
         from dlqctl.db.connection import connect
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from dlqctl.cli.confirm import confirm_write
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import (
     ConsumerOpt,
@@ -21,6 +22,8 @@ from dlqctl.cli.options import (
     YesOpt,
     build_entry_filter,
 )
+from dlqctl.cli.signals import stop_on_signals
+from dlqctl.core.errors import EXIT_INTERRUPTED
 
 
 def discard(
@@ -51,11 +54,9 @@ def discard(
 
     Example: dlqctl discard -c orders --error "unknown currency" --reason "bad deploy 1.4.2"
     """
-
-    from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write
-    from dlqctl.cli.signals import stop_on_signals
-    from dlqctl.core.errors import EXIT_INTERRUPTED
+    # Lazy (Rich, psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.progress import batch_progress
+    from dlqctl.cli.output.writes import render_cleanup_result
     from dlqctl.usecases.cleanup import DiscardRequest, count_discard
     from dlqctl.usecases.cleanup import discard as run_discard
 
@@ -78,10 +79,10 @@ def discard(
         count=lambda: count_discard(settings, request),
     )
     with (
-        out.batch_progress("discarding", show=not dry_run) as progress,
+        batch_progress("discarding", show=not dry_run) as progress,
         stop_on_signals() as stop,
     ):
         result = run_discard(settings, request, progress=progress, should_stop=stop.is_set)
-    out.render_cleanup_result(result, output.value)
+    render_cleanup_result(result, output.value)
     if result.write.outcome == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from dlqctl.cli.confirm import confirm_write
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import (
     ConsumerOpt,
@@ -20,7 +21,9 @@ from dlqctl.cli.options import (
     build_entry_filter,
     parse_duration_option,
 )
+from dlqctl.cli.signals import stop_on_signals
 from dlqctl.core.cleanup import DEFAULT_PURGE_BATCH, MAX_BATCH
+from dlqctl.core.errors import EXIT_INTERRUPTED
 from dlqctl.core.models import Status
 from dlqctl.core.timeparse import DURATION_HELP
 
@@ -83,11 +86,10 @@ def purge(
 
     Example: dlqctl purge --older-than 30d --yes --quiet
     """
-
-    from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write
-    from dlqctl.cli.signals import stop_on_signals
-    from dlqctl.core.errors import EXIT_INTERRUPTED
+    # Lazy (Rich, psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.console import note
+    from dlqctl.cli.output.progress import batch_progress
+    from dlqctl.cli.output.writes import render_cleanup_result
     from dlqctl.usecases.cleanup import PurgeRequest, count_purge
     from dlqctl.usecases.cleanup import purge as run_purge
 
@@ -116,18 +118,18 @@ def purge(
         warning=PENDING_WARNING if request.deletes_pending else None,
     )
     with (
-        out.batch_progress("deleting", show=not quiet and not dry_run) as progress,
+        batch_progress("deleting", show=not quiet and not dry_run) as progress,
         stop_on_signals() as stop,
     ):
         result = run_purge(settings, request, progress=progress, should_stop=stop.is_set)
     interrupted = result.write.outcome == "interrupted"
     if quiet and output is SummaryFormat.TABLE:
         if interrupted:
-            out.note(
+            note(
                 f"purge interrupted: {result.write.succeeded} entries deleted,"
                 f" {result.write.skipped} left"
             )
     else:
-        out.render_cleanup_result(result, output.value)
+        render_cleanup_result(result, output.value)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Annotated
 
 import typer
 
+from dlqctl.cli.confirm import confirm_write, interactive
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import (
     ConsumerOpt,
@@ -22,6 +25,9 @@ from dlqctl.cli.options import (
     bad,
     build_entry_filter,
 )
+from dlqctl.cli.signals import default_signals, stop_on_signals
+from dlqctl.core.errors import EXIT_INTERRUPTED
+from dlqctl.core.replay import ReplayOptions, ReplayPlan
 
 MAX_BATCH_SIZE = 10_000
 
@@ -78,14 +84,10 @@ def replay(
 
     Example: dlqctl replay -c orders --error "timed out" --since 2h --yes
     """
-    import functools
-    import math
-
-    from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write, interactive
-    from dlqctl.cli.signals import default_signals, stop_on_signals
-    from dlqctl.core.errors import EXIT_INTERRUPTED
-    from dlqctl.core.replay import ReplayOptions, ReplayPlan
+    # Lazy (Rich, psycopg, confluent_kafka): importing the CLI stays cheap; see test_startup.py.
+    from dlqctl.cli.output.console import note
+    from dlqctl.cli.output.progress import ReplayConsole
+    from dlqctl.cli.output.writes import error_line, render_routes, render_write_result
     from dlqctl.usecases.replay import replay as run_replay
 
     entry_filter = build_entry_filter(
@@ -109,19 +111,19 @@ def replay(
 
     def ask(plan: ReplayPlan) -> None:
         with default_signals():
-            confirm(count=lambda: plan.match_counts, details=lambda: out.render_routes(plan.routes))
+            confirm(count=lambda: plan.match_counts, details=lambda: render_routes(plan.routes))
 
     options = ReplayOptions(
         topic=topic, rate=rate, batch_size=batch_size, limit=limit, dry_run=dry_run
     )
     settings = app_state(ctx).settings()
-    with stop_on_signals() as stop, out.ReplayConsole(confirm=ask) as console:
+    with stop_on_signals() as stop, ReplayConsole(confirm=ask) as console:
         report = run_replay(settings, entry_filter, options, listener=console, stop=stop)
     if dry_run and output is SummaryFormat.TABLE and report.plan.routes:
-        out.render_routes(report.plan.routes, to_stdout=True)
-    out.render_write_result(report.result, output.value)
+        render_routes(report.plan.routes, to_stdout=True)
+    render_write_result(report.result, output.value)
     if report.error and report.exit_code == EXIT_INTERRUPTED:
-        out.note(report.error)
+        note(report.error)
     elif report.error:
-        out.error_line(report.error)
+        error_line(report.error)
     raise typer.Exit(report.exit_code)
