@@ -32,7 +32,7 @@ from dlqctl.cli.commands import (
     stats_cmd,
 )
 from dlqctl.cli.context import AppState, debug_from_env, early_scrubber
-from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, DlqctlError
+from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, DlqctlError, RunEnded
 from dlqctl.core.secrets import ScrubbingStream
 
 
@@ -77,10 +77,14 @@ class DlqctlGroup(TyperGroup):
             exc.message = exc.message.removeprefix("Value error, ")
             exc.show()
             return exc.exit_code
+        except RunEnded as exc:
+            if exc.error:
+                _error_line(exc.error)
+            return exc.exit_code
         except DlqctlError as exc:
             if state.debug:
                 traceback.print_exc()
-            print(f"Error: {exc.message}", file=sys.stderr)
+            _error_line(exc.message)
             return exc.exit_code
         except (KeyboardInterrupt, typer.Abort):
             print("Interrupted.", file=sys.stderr)
@@ -89,13 +93,17 @@ class DlqctlGroup(TyperGroup):
             if state.debug:
                 traceback.print_exc()
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            print(
-                f"Error: unexpected {type(exc).__name__}{': ' + detail if detail else ''}"
-                " (this is a bug in dlqctl; rerun with --debug for the traceback)",
-                file=sys.stderr,
+            _error_line(
+                f"unexpected {type(exc).__name__}{': ' + detail if detail else ''}"
+                " (this is a bug in dlqctl; rerun with --debug for the traceback)"
             )
             return EXIT_FAILED
         return result if isinstance(result, int) else 0
+
+
+def _error_line(message: str) -> None:
+    """The one line a failed command ends with."""
+    print(f"Error: {message}", file=sys.stderr)
 
 
 app = typer.Typer(

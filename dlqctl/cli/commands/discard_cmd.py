@@ -23,7 +23,7 @@ from dlqctl.cli.options import (
     build_entry_filter,
 )
 from dlqctl.cli.signals import stop_on_signals
-from dlqctl.core.errors import EXIT_INTERRUPTED
+from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
 
 
 def discard(
@@ -85,4 +85,4 @@ def discard(
         result = run_discard(settings, request, progress=progress, should_stop=stop.is_set)
     render_cleanup_result(result, output.value)
     if result.write.outcome == "interrupted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise RunEnded(EXIT_INTERRUPTED)

@@ -23,7 +23,7 @@ from dlqctl.cli.options import (
 )
 from dlqctl.cli.signals import stop_on_signals
 from dlqctl.core.cleanup import DEFAULT_PURGE_BATCH, MAX_BATCH
-from dlqctl.core.errors import EXIT_INTERRUPTED
+from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
 from dlqctl.core.models import Status
 from dlqctl.core.timeparse import DURATION_HELP
 
@@ -132,4 +132,4 @@ def purge(
     else:
         render_cleanup_result(result, output.value)
     if interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise RunEnded(EXIT_INTERRUPTED)

@@ -26,7 +26,7 @@ from dlqctl.cli.options import (
     build_entry_filter,
 )
 from dlqctl.cli.signals import default_signals, stop_on_signals
-from dlqctl.core.errors import EXIT_INTERRUPTED
+from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
 from dlqctl.core.replay import ReplayOptions, ReplayPlan
 
 MAX_BATCH_SIZE = 10_000
@@ -87,7 +87,7 @@ def replay(
     # Lazy (Rich, psycopg, confluent_kafka): importing the CLI stays cheap; see test_startup.py.
     from dlqctl.cli.output.console import note
     from dlqctl.cli.output.progress import ReplayConsole
-    from dlqctl.cli.output.writes import error_line, render_routes, render_write_result
+    from dlqctl.cli.output.writes import render_routes, render_write_result
     from dlqctl.usecases.replay import replay as run_replay
 
     entry_filter = build_entry_filter(
@@ -122,8 +122,8 @@ def replay(
     if dry_run and output is SummaryFormat.TABLE and report.plan.routes:
         render_routes(report.plan.routes, to_stdout=True)
     render_write_result(report.result, output.value)
-    if report.error and report.exit_code == EXIT_INTERRUPTED:
-        note(report.error)
-    elif report.error:
-        error_line(report.error)
-    raise typer.Exit(report.exit_code)
+    interrupted = report.exit_code == EXIT_INTERRUPTED
+    if interrupted and report.error:
+        note(report.error)  # what the interrupted run did: part of the summary, not an error
+    if report.exit_code:
+        raise RunEnded(report.exit_code, None if interrupted else report.error)

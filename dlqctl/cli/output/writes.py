@@ -3,7 +3,6 @@ the summary of a run, as a table or one JSON object."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from dlqctl.cli.output.console import err, key_value_table, note, out
@@ -97,8 +96,3 @@ def render_cleanup_result(result: CleanupResult, output: str) -> None:
             f"{result.write.skipped} entries were skipped: another run (a replay) held them,"
             " or they changed while this ran"
         )
-
-
-def error_line(message: str) -> None:
-    """The one line a failed command ends with (as the error boundary prints them)."""
-    print(f"Error: {message}", file=sys.stderr)
