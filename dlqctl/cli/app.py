@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer import _click as click
 from typer.core import TyperGroup
 
 from dlqctl import __version__
 from dlqctl.cli.commands import (
+    completion_cmd,
     config_cmd,
     consume_cmd,
     demo_cmd,
@@ -72,10 +72,10 @@ class DlqctlGroup(TyperGroup):
     ) -> int:
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.ClickException as exc:
-            # Typer's pydantic-based coercion prefixes its messages with "Value error, ".
+        except typer.TyperException as exc:
+            # Usage errors. Typer's pydantic-based coercion prefixes messages "Value error, ".
             exc.message = exc.message.removeprefix("Value error, ")
-            exc.show()
+            _show_usage_error(exc)
             return exc.exit_code
         except RunEnded as exc:
             if exc.error:
@@ -104,6 +104,20 @@ class DlqctlGroup(TyperGroup):
 def _error_line(message: str) -> None:
     """The one line a failed command ends with."""
     print(f"Error: {message}", file=sys.stderr)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """A usage error as Typer prints it: the usage line, the help hint and "Error: …".
+
+    ``typer.TyperException`` (public since Typer 0.27.2) is the base of Typer's usage
+    errors; the ``show`` that prints them lives on its subclasses in Typer's private
+    modules, so it is looked up rather than imported.
+    """
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        _error_line(exc.format_message())
 
 
 app = typer.Typer(
@@ -190,6 +204,7 @@ app.command("history")(history_cmd.history)
 app.command("migrate")(migrate_cmd.migrate)
 app.command("config")(config_cmd.show_config)
 app.command("demo")(demo_cmd.demo)
+app.command("completion")(completion_cmd.completion)
 
 
 def main() -> None:
