@@ -1,4 +1,4 @@
-"""Confirmation for write commands (SPEC §4 "Safety for write commands").
+"""Confirmation for write commands.
 
 Without explicit ids a write command counts what matches and asks when stdin and stderr
 are terminals; off a terminal it refuses unless --yes was given (exit 2). --dry-run never
