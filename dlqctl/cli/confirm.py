@@ -1,4 +1,4 @@
-"""Confirmation for write commands (SPEC §4 "Safety for write commands").
+"""Confirmation for write commands.
 
 Without explicit ids a write command counts what matches and asks when stdin and stderr
 are terminals; off a terminal it refuses unless --yes was given (exit 2). --dry-run never
@@ -52,17 +52,19 @@ def confirm_write(
             f"refusing to {verb} entries selected by filters without confirmation:"
             " pass --yes to run non-interactively (or --dry-run to see what matches)"
         )
-    from dlqctl.cli import output
+    # Lazy (Rich): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.console import note
+    from dlqctl.cli.output.writes import render_match_counts
 
     counts = count()
     total = sum(c.count for c in counts)
     if total == 0:
         return
-    output.render_match_counts(counts, title=f"entries to {verb}")
+    render_match_counts(counts, title=f"entries to {verb}")
     if details is not None:
         details()
     if warning:
-        output.note(warning)
+        note(warning)
     if not typer.confirm(f"{verb.capitalize()} {total} entries?", default=False, err=True):
         raise Declined()
 

@@ -158,12 +158,6 @@ def error_text(error: BaseException | str) -> str:
     return encoded[:keep].decode("utf-8", "ignore") + marker
 
 
-def one_line(text: str, limit: int = 500) -> str:
-    """Text collapsed to one line (for a log line), at most ``limit`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def check_consumer_name(consumer: str) -> str:
     """The consumer name, or ValueError if the dlq table cannot hold it."""
     if not consumer or not consumer.strip():

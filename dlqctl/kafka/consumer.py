@@ -32,7 +32,6 @@ from dlqctl.core.events import (
     check_consumer_name,
     decode_event,
     failed_event,
-    one_line,
 )
 from dlqctl.core.retry import (
     PermanentError,
@@ -40,6 +39,7 @@ from dlqctl.core.retry import (
     retry_after_failure,
     retry_until_done,
 )
+from dlqctl.core.text import one_line
 from dlqctl.db.writer import DlqWriter, StoredEntry
 from dlqctl.kafka.clients import client_config
 from dlqctl.kafka.offsets import OffsetTracker, TopicPartitionKey

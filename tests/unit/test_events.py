@@ -23,10 +23,10 @@ from dlqctl.core.events import (
     derive_event_id,
     error_text,
     failed_event,
-    one_line,
     payload_json,
 )
 from dlqctl.core.fingerprint import fingerprint
+from dlqctl.core.text import one_line
 
 # Spelled out here rather than imported, so a change of the namespace fails the tests.
 NS = uuid.uuid5(uuid.NAMESPACE_URL, "dlqctl:event-id")

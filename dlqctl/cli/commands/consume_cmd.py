@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from dlqctl.cli.context import app_state
+from dlqctl.cli.signals import stop_on_signals
 
 
 def consume(
@@ -71,12 +72,12 @@ def consume(
 
     Example: dlqctl consume --consumer orders-projector --topic orders.v1 --handler app:on_order
     """
-    from dlqctl.cli.signals import stop_on_signals
-    from dlqctl.usecases.consume import build_consumer
-
     for name in topic:
         if not name.strip():
             raise typer.BadParameter("must not be empty", param_hint="'--topic'")
+    # Lazy (psycopg, confluent_kafka): importing the CLI stays cheap; see test_startup.py.
+    from dlqctl.usecases.consume import build_consumer
+
     dlq_consumer = build_consumer(
         app_state(ctx).settings(),
         consumer=consumer,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dlqctl.cli.confirm import confirm_run
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import (
     ConsumerOpt,
@@ -22,6 +23,10 @@ from dlqctl.cli.options import (
     YesOpt,
     build_entry_filter,
 )
+from dlqctl.cli.signals import stop_on_signals
+from dlqctl.core.cleanup import DiscardRequest
+from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
+from dlqctl.core.runs import RunPlan
 
 
 def discard(
@@ -52,13 +57,9 @@ def discard(
 
     Example: dlqctl discard -c orders --error "unknown currency" --reason "bad deploy 1.4.2"
     """
-
-    from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_run
-    from dlqctl.cli.signals import stop_on_signals
-    from dlqctl.core.cleanup import DiscardRequest
-    from dlqctl.core.errors import EXIT_INTERRUPTED
-    from dlqctl.core.runs import RunPlan
+    # Lazy (Rich, psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.progress import RunConsole
+    from dlqctl.cli.output.writes import render_cleanup_result
     from dlqctl.usecases.cleanup import discard as run_discard
 
     entry_filter = build_entry_filter(
@@ -77,9 +78,9 @@ def discard(
     )
     with (
         stop_on_signals() as stop,
-        out.RunConsole("discarding", confirm=ask) as console,
+        RunConsole("discarding", confirm=ask) as console,
     ):
         result = run_discard(settings, request, listener=console, stop=stop)
-    out.render_cleanup_result(result, output.value)
+    render_cleanup_result(result, output.value)
     if result.write.outcome == "interrupted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise RunEnded(EXIT_INTERRUPTED)
