@@ -18,6 +18,7 @@ group keeps it), retrying the write with a backoff capped at 5 s.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import deque
@@ -94,6 +95,7 @@ class _Pending:
     """A failed event whose DLQ entry is not stored yet."""
 
     tp: TopicPartitionKey
+    generation: int  # the assignment of ``tp`` it was taken under
     offset: int
     entry: FailedEvent
     attempts: int
@@ -173,7 +175,10 @@ class DlqConsumer:
         self._ran = False
         self._kafka: Any = None
         self._tracker = OffsetTracker()
-        self._assigned: set[TopicPartitionKey] = set()
+        # Per assigned partition, the assignment it is in: a number that is new each time
+        # the partition is assigned. Work taken under an older one is stale (see _current).
+        self._generations: dict[TopicPartitionKey, int] = {}
+        self._generation_numbers = itertools.count(1)
         self._queue: deque[Any] = deque()
         self._pending: list[_Pending] = []
         self._paused = False
@@ -288,7 +293,7 @@ class DlqConsumer:
             self._kafka.pause(self._kafka.assignment())
 
     def _process_queue(self) -> None:
-        tracker, assigned, handler = self._tracker, self._assigned, self._handler
+        tracker, generations, handler = self._tracker, self._generations, self._handler
         queue, stats, clock = self._queue, self.stats, self._clock
         while queue and not self._stop_requested:
             if self._pending and (
@@ -305,30 +310,47 @@ class DlqConsumer:
                 self._on_message_error(message.error())
                 continue
             tp = (message.topic(), message.partition())
-            if tp not in assigned:
+            generation = generations.get(tp)
+            if generation is None:
                 continue  # revoked since it was fetched; its new owner reads it
             stats.consumed += 1
             raw = message.value()
             try:
                 event = decode_event(raw)
             except (ValueError, RecursionError) as exc:
-                self._failed(message, tp, MISSING, None, exc, 1)
+                self._failed(message, tp, generation, MISSING, None, exc, 1)
                 continue
             try:
                 handler(event)
             except Exception as exc:
-                self._retry(message, tp, event, raw, exc)
+                self._retry(message, tp, generation, event, raw, exc)
                 continue
             stats.handled += 1
             tracker.finished(tp, message.offset())
 
+    def _current(self, tp: TopicPartitionKey, generation: int) -> bool:
+        """Whether ``tp`` is still in the assignment that work on it was taken under.
+
+        A partition revoked and assigned again while one of its events waited (a retry
+        wait polls Kafka, and a rebalance runs inside a poll) is read again from its
+        committed offset: the old work must not reach the fresh tracker, where it would let
+        the commit pass earlier failed events whose entries were dropped with the revoke.
+        """
+        return self._generations.get(tp) == generation
+
     def _retry(
-        self, message: Any, tp: TopicPartitionKey, event: Any, raw: bytes, error: Exception
+        self,
+        message: Any,
+        tp: TopicPartitionKey,
+        generation: int,
+        event: Any,
+        raw: bytes,
+        error: Exception,
     ) -> None:
         outcome = retry_after_failure(self._handler, event, error, self._delays, self._wait)
         self.stats.retries += outcome.attempts - 1
-        if tp not in self._assigned:
-            return  # revoked while we retried: its new owner handles it
+        if not self._current(tp, generation):
+            return  # revoked while we retried: whoever owns it now reads it again
         if outcome.interrupted:
             # Stopping: never finished, so never committed; read again after a restart.
             self._tracker.opened(tp, message.offset())
@@ -337,12 +359,15 @@ class DlqConsumer:
             self.stats.handled += 1
             self._tracker.finished(tp, message.offset())
             return
-        self._failed(message, tp, event, raw.decode("utf-8"), outcome.error, outcome.attempts)
+        self._failed(
+            message, tp, generation, event, raw.decode("utf-8"), outcome.error, outcome.attempts
+        )
 
     def _failed(
         self,
         message: Any,
         tp: TopicPartitionKey,
+        generation: int,
         event: Any,
         payload: str | None,
         error: BaseException,
@@ -351,7 +376,7 @@ class DlqConsumer:
         entry = failed_event(self.name, event, error, message, payload=payload)
         self._tracker.opened(tp, message.offset())
         since = self._clock.monotonic()
-        self._pending.append(_Pending(tp, message.offset(), entry, attempts, since))
+        self._pending.append(_Pending(tp, generation, message.offset(), entry, attempts, since))
 
     def _store_pending(self) -> None:
         """Store the failed events; while the database is down, wait for it (paused)."""
@@ -396,7 +421,8 @@ class DlqConsumer:
         stored = self._writer.write_many([p.entry for p in batch])
         self._pending = self._pending[len(batch) :]
         for pending, result in zip(batch, stored, strict=True):
-            self._tracker.close(pending.tp, pending.offset)
+            if self._current(pending.tp, pending.generation):
+                self._tracker.close(pending.tp, pending.offset)
             self._log_stored(pending, result)
 
     def _log_stored(self, pending: _Pending, result: StoredEntry) -> None:
@@ -471,7 +497,8 @@ class DlqConsumer:
         """Commit the positions of assigned partitions that moved (``force``: all of them)."""
         from confluent_kafka import KafkaException, TopicPartition
 
-        chosen = self._assigned if partitions is None else set(partitions) & self._assigned
+        assigned = self._generations.keys()
+        chosen = set(assigned) if partitions is None else set(partitions) & assigned
         if force:
             positions = {tp: p for tp in chosen if (p := self._tracker.position(tp)) is not None}
         else:
@@ -531,7 +558,11 @@ class DlqConsumer:
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
-        self._assigned.update(tps)
+        for tp in tps:
+            # A partition is assigned afresh (eager rebalancing revokes everything first):
+            # nothing taken before belongs to this assignment.
+            self._generations[tp] = next(self._generation_numbers)
+            self._tracker.forget([tp])
         self.stats.assignments += 1
         self._log.info("consumer %s: assigned %s", self.name, _describe(tps))
 
@@ -550,7 +581,8 @@ class DlqConsumer:
     def _drop(self, tps: set[TopicPartitionKey]) -> None:
         """Forget partitions that are no longer ours: their new owner reads from the
         committed offset, which never passes an event that is not finished."""
-        self._assigned -= tps
+        for tp in tps:
+            self._generations.pop(tp, None)
         self._tracker.forget(tps)
         self._pending = [p for p in self._pending if p.tp not in tps]
         if self._queue:
