@@ -18,6 +18,7 @@ group keeps it), retrying the write with a backoff capped at 5 s.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -35,6 +36,7 @@ from dlqctl.core.events import (
     failed_event,
     one_line,
 )
+from dlqctl.core.handlers import HandlerCaller
 from dlqctl.core.retry import (
     PermanentError,
     handler_backoff,
@@ -149,7 +151,8 @@ class DlqConsumer:
             settings = load_settings().settings
         self.topics = list(topics)
         self.group_id = group_id or consumer
-        self._handler = handler
+        # Awaits what async handlers return, on one event loop of this consumer's.
+        self._handler = HandlerCaller(handler)
         backoff = settings.consumer_retry_backoff if retry_backoff is None else retry_backoff
         try:
             self._delays = handler_backoff(backoff, retries)
@@ -228,6 +231,12 @@ class DlqConsumer:
 
         if self._ran:
             raise RuntimeError("a DlqConsumer runs once; create a new one to run again")
+        if self._handler.is_async and _loop_running():
+            raise ConfigError(
+                "DlqConsumer.run() blocks and runs the async handler on an event loop of its"
+                " own: call it from a thread (e.g. asyncio.to_thread), not inside a running"
+                " event loop"
+            )
         self._ran = True
         try:
             self._kafka = Consumer(self._config)
@@ -542,6 +551,7 @@ class DlqConsumer:
             self._log.warning("consumer %s: closing the consumer failed: %s", self.name, exc)
         finally:
             self._kafka = None
+            self._handler.close()
             self._writer.close()
             s = self.stats
             self._log.info(
@@ -604,6 +614,14 @@ class DlqConsumer:
         if error.fatal():
             raise KafkaError(f"consumer {self.name}: fatal Kafka error: {error}")
         self._log.warning("consumer %s: Kafka: %s", self.name, error)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _describe(tps: Iterable[TopicPartitionKey]) -> str:
