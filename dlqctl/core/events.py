@@ -21,6 +21,10 @@ from dlqctl.core.models import Header
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "dlqctl:event-id")
 # The JSON stand-in stored in event_payload for bytes jsonb cannot hold.
 RAW_PAYLOAD_KEY = "_dlqctl_raw_base64"
+# The payload of a tombstone (a message whose value is null; its event_raw stays NULL): replay
+# sends a null value for it (see docs/consumer.md, "Tombstones").
+TOMBSTONE_KEY = "_dlqctl_tombstone"
+TOMBSTONE_PAYLOAD = json.dumps({TOMBSTONE_KEY: True})
 MAX_ERROR_BYTES = 8192
 MAX_CONSUMER_LENGTH = 255  # dlq.consumer is VARCHAR(255)
 
@@ -240,6 +244,9 @@ def failed_event(
         else:
             payload = payload or given.decode("utf-8")
     raw = message.value() if message is not None else event_bytes
+    if message is not None and raw is None and (event is MISSING or event is None):
+        # A tombstone: nothing to keep but the fact; the id hashes the (empty) bytes.
+        return _entry(consumer, MISSING, TOMBSTONE_PAYLOAD, None, b"", error, message)
     if payload is None and event is not MISSING:
         payload = payload_json(event)
     if payload is None:
@@ -251,11 +258,23 @@ def failed_event(
                 rendered = json.dumps(event, default=repr, ensure_ascii=False)
                 raw = rendered.encode("utf-8", "surrogatepass")
         payload = raw_stand_in(raw)
+    # A decoded event with no bytes given: its compact JSON is what the id hashes.
+    raw_for_id = payload.encode("utf-8") if raw is None else raw
+    return _entry(consumer, event, payload, raw, raw_for_id, error, message)
+
+
+def _entry(
+    consumer: str,
+    event: Any,
+    payload: str,
+    raw: bytes | None,
+    raw_for_id: bytes,
+    error: BaseException | str,
+    message: KafkaMessage | None,
+) -> FailedEvent:
     topic = message.topic() if message is not None else None
     partition = message.partition() if message is not None else None
     offset = message.offset() if message is not None else None
-    # A decoded event with no bytes given: its compact JSON is what the id hashes.
-    raw_for_id = payload.encode("utf-8") if raw is None else raw
     text = error_text(error)
     return FailedEvent(
         consumer=consumer,
