@@ -26,6 +26,10 @@ RAW_PAYLOAD_KEY = "_dlqctl_raw_base64"
 TOMBSTONE_KEY = "_dlqctl_tombstone"
 TOMBSTONE_PAYLOAD = json.dumps({TOMBSTONE_KEY: True})
 MAX_ERROR_BYTES = 8192
+# Headers replay adds to what it publishes (see docs/replay.md): a failure of a message that
+# carries them links back to the entry they name (see docs/consumer.md, "Link-back").
+REPLAY_ID_HEADER = "dlq-id"
+REPLAY_CONSUMER_HEADER = "dlq-consumer"
 MAX_CONSUMER_LENGTH = 255  # dlq.consumer is VARCHAR(255)
 
 _CANONICAL_UUID = re.compile(
@@ -201,6 +205,9 @@ class FailedEvent:
     event_key: bytes | None = None
     event_headers: str | None = None  # jsonb text: [[key, base64 or null], ...]
     event_raw: bytes | None = None
+    # The entry this event was replayed from, when the message names one of this consumer's
+    # (its dlq-id and dlq-consumer headers): the writer links the failure back to it.
+    replayed_from: UUID | None = None
 
     @property
     def source(self) -> str:
@@ -208,6 +215,30 @@ class FailedEvent:
         if self.source_topic is None:
             return "(no source)"
         return f"{self.source_topic}[{self.source_partition}]@{self.source_offset}"
+
+
+def replayed_from(
+    consumer: str, headers: Sequence[tuple[str | bytes, bytes | None]]
+) -> UUID | None:
+    """The entry id in a ``dlq-id`` header, when a ``dlq-consumer`` header names ``consumer``
+    (the last of each counts; replay sends one of each). None for anything else."""
+    entry_id: bytes | None = None
+    named: bytes | None = None
+    for key, value in headers:
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        if name == REPLAY_ID_HEADER:
+            entry_id = value
+        elif name == REPLAY_CONSUMER_HEADER:
+            named = value
+    if entry_id is None or named is None or named != consumer.encode("utf-8"):
+        return None
+    try:
+        text = entry_id.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if len(text) != 36 or not _CANONICAL_UUID.fullmatch(text):
+        return None
+    return UUID(text)
 
 
 def _headers_json(message: KafkaMessage) -> str:
@@ -288,4 +319,7 @@ def _entry(
         event_key=message.key() if message is not None else None,
         event_headers=_headers_json(message) if message is not None else None,
         event_raw=raw,
+        replayed_from=replayed_from(consumer, message.headers() or ())
+        if message is not None
+        else None,
     )

@@ -79,6 +79,7 @@ class ConsumerStats:
     consumed: int = 0  # messages taken from Kafka
     handled: int = 0  # the handler succeeded
     stored: int = 0  # new DLQ entries
+    linked: int = 0  # replayed events that failed again: a new attempt on their entry
     already_stored: int = 0  # failed again after a re-delivery: the entry was there already
     retries: int = 0  # handler calls after the first
     assignments: int = 0  # rebalances that gave this consumer partitions
@@ -436,7 +437,16 @@ class DlqConsumer:
 
     def _log_stored(self, pending: _Pending, result: StoredEntry) -> None:
         entry = result.event
-        if result.created:
+        if result.linked:
+            replay = f"replay {result.attempt}"
+            if not result.created:
+                self.stats.already_stored += 1
+                outcome = f"already recorded on DLQ entry {result.dlq_id} ({replay})"
+            else:
+                self.stats.linked += 1
+                again = "back to pending" if result.reopened else "it stays discarded"
+                outcome = f"failed again after {replay} of DLQ entry {result.dlq_id}: {again}"
+        elif result.created:
             self.stats.stored += 1
             outcome = f"stored in the DLQ as {result.dlq_id}"
         else:
@@ -528,13 +538,14 @@ class DlqConsumer:
         self._stats_at_last_line = self.stats.copy()
         self._log.info(
             "consumer %s: last %.0fs: consumed %d, handled %d, stored in the DLQ %d"
-            " (%d already there); waiting to be stored %d",
+            " (%d already there), failed again after a replay %d; waiting to be stored %d",
             self.name,
             seconds,
             delta.consumed,
             delta.handled,
             delta.stored,
             delta.already_stored,
+            delta.linked,
             len(self._pending),
         )
 
@@ -556,12 +567,13 @@ class DlqConsumer:
             s = self.stats
             self._log.info(
                 "consumer %s: stopped: consumed %d, handled %d, stored in the DLQ %d"
-                " (%d already there)",
+                " (%d already there), failed again after a replay %d",
                 self.name,
                 s.consumed,
                 s.handled,
                 s.stored,
                 s.already_stored,
+                s.linked,
             )
 
     # -- librdkafka callbacks -----------------------------------------------------------
