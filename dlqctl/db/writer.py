@@ -162,6 +162,11 @@ class DlqWriter:
             )
         return self._conn
 
+    def for_health_checks(self) -> DlqWriter:
+        """A writer of its own for the same database (readiness probes from another thread:
+        a psycopg connection serves one thread at a time)."""
+        return DlqWriter(self._dsn, application_name=f"{self._application_name} health")
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dlqctl.core.errors import ConfigError, DatabaseError, DatabaseUnavailable, KafkaError
@@ -49,6 +50,7 @@ from dlqctl.kafka.offsets import OffsetTracker, TopicPartitionKey
 
 if TYPE_CHECKING:
     from dlqctl.core.settings import Settings
+    from dlqctl.kafka.metrics import ConsumerSnapshot, OperationsServer
 
 __all__ = ["ConsumerStats", "DlqConsumer", "PermanentError"]
 
@@ -61,6 +63,17 @@ DEFAULT_STATS_INTERVAL = 60.0
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
 POLL_TIMEOUT = 0.5  # longest blocking call: bounds how long a stop request waits
 PENDING_MAX_AGE = 1.0  # failed events of a batch are stored at its end, or after this long
+DEFAULT_METRICS_HOST = "127.0.0.1"
+LAG_INTERVAL = 1.0  # seconds between two lag readings (only with a metrics endpoint)
+READY_PROBE_INTERVAL = 1.0  # /ready asks the database at most this often
+
+
+class _Fields(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Adds fixed fields to every record, keeping the ``extra=`` fields of the call."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 class Clock(Protocol):
@@ -78,10 +91,12 @@ class ConsumerStats:
 
     consumed: int = 0  # messages taken from Kafka
     handled: int = 0  # the handler succeeded
+    failed: int = 0  # failed for good (retries exhausted, PermanentError, undecodable)
     stored: int = 0  # new DLQ entries
     linked: int = 0  # replayed events that failed again: a new attempt on their entry
     already_stored: int = 0  # failed again after a re-delivery: the entry was there already
     retries: int = 0  # handler calls after the first
+    store_retries: int = 0  # DLQ writes that failed (database down) and were retried
     assignments: int = 0  # rebalances that gave this consumer partitions
 
     def minus(self, other: ConsumerStats) -> ConsumerStats:
@@ -139,6 +154,8 @@ class DlqConsumer:
         writer: DlqWriter | None = None,
         clock: Clock | None = None,
         logger: logging.Logger | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = DEFAULT_METRICS_HOST,
     ) -> None:
         try:
             self.name = check_consumer_name(consumer)
@@ -172,7 +189,13 @@ class DlqConsumer:
         self._keepalive_interval = max(max_poll_ms / 1000 / 3, 0.1)
         self._writer = writer or DlqWriter(settings.dsn if database_url is None else database_url)
         self._clock = clock or SystemClock()
-        self._log = logger or LOGGER
+        # Every line carries the consumer's name as a field (for --log-format json).
+        self._log = _Fields(logger or LOGGER, {"consumer": self.name})
+        if metrics_port is not None and not 0 <= metrics_port <= 65535:
+            raise ConfigError("the metrics port must be between 0 and 65535 (0: any free port)")
+        self._metrics_port = metrics_port
+        self._metrics_host = metrics_host
+        self._scrub = settings.scrubber()
 
         self.stats = ConsumerStats()
         self._stop_requested = False
@@ -187,6 +210,14 @@ class DlqConsumer:
         self._pending: list[_Pending] = []
         self._paused = False
         self._fatal: str | None = None
+        # Operations (see docs/consumer.md, "Metrics and readiness").
+        self._ops: OperationsServer | None = None
+        self._store_failure: str | None = None  # why DLQ writes fail, while they do
+        self._last_store = self._last_lag = 0.0
+        self._lag: dict[TopicPartitionKey, int] = {}
+        self._probe_writer: DlqWriter | None = None
+        self._probe_lock = threading.Lock()
+        self._probe: tuple[float, bool, str] | None = None
         self._last_poll = 0.0
         self._last_commit = 0.0
         self._last_stats = 0.0
@@ -239,12 +270,15 @@ class DlqConsumer:
                 " event loop"
             )
         self._ran = True
+        now = self._clock.monotonic()
+        self._last_poll = self._last_commit = self._last_stats = now
+        self._last_store = now  # "seconds since the last store" counts from start-up
+        self._start_operations()  # first: a port in use fails before anything else starts
         try:
             self._kafka = Consumer(self._config)
         except (KafkaException, ValueError, TypeError) as exc:
+            self._stop_operations()
             raise ConfigError(f"invalid Kafka consumer configuration: {exc}") from None
-        now = self._clock.monotonic()
-        self._last_poll = self._last_commit = self._last_stats = now
         try:
             self._check_database()
             self._kafka.subscribe(
@@ -268,6 +302,106 @@ class DlqConsumer:
         finally:
             self._shutdown()
         return self.stats
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where ``/metrics`` and ``/ready`` are served while it runs (None: not served)."""
+        return self._ops.url if self._ops is not None else None
+
+    # -- operations: metrics and readiness --------------------------------------------
+
+    def _start_operations(self) -> None:
+        if self._metrics_port is None:
+            return
+        from dlqctl.kafka.metrics import OperationsServer, consumer_registry
+
+        self._probe_writer = self._writer.for_health_checks()
+        registry = consumer_registry(self.snapshot)
+        self._ops = OperationsServer(
+            registry, self.readiness, self._metrics_host, self._metrics_port
+        ).start()
+        self._log.info(
+            "consumer %s: serving metrics on %s/metrics and readiness on %s/ready",
+            self.name,
+            self._ops.url,
+            self._ops.url,
+            extra={"consumer": self.name, "metrics_url": f"{self._ops.url}/metrics"},
+        )
+
+    def _stop_operations(self) -> None:
+        if self._ops is not None:
+            self._ops.stop()
+        if self._probe_writer is not None:
+            with self._probe_lock:
+                self._probe_writer.close()
+
+    def snapshot(self) -> ConsumerSnapshot:
+        """The counters and gauges of the metrics endpoint, now (any thread may ask)."""
+        from dlqctl.kafka.metrics import ConsumerSnapshot
+
+        s = self.stats
+        assigned = len(self._generations)
+        now = self._clock.monotonic()
+        return ConsumerSnapshot(
+            consumer=self.name,
+            consumed=s.consumed,
+            handled=s.handled,
+            failed=s.failed,
+            stored=s.stored,
+            already_stored=s.already_stored,
+            linked=s.linked,
+            retries=s.retries,
+            store_retries=s.store_retries,
+            partitions_assigned=assigned,
+            partitions_paused=assigned if self._paused else 0,
+            waiting=len(self._pending),
+            seconds_since_last_store=max(0.0, now - self._last_store),
+            store_failing=self._store_failure is not None,
+            lag=dict(self._lag),
+        )
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, one line why): ready while failed events can be stored. Not ready while
+        DLQ writes fail (the partitions are paused for it) or the database is unreachable."""
+        failure = self._store_failure
+        if failure is not None:
+            return False, self._scrub(
+                f"not ready: cannot store failed events in the DLQ ({failure});"
+                f" {len(self._generations)} partition(s) paused until the database is back"
+            )
+        with self._probe_lock:
+            now = time.monotonic()
+            if self._probe is None or now - self._probe[0] >= READY_PROBE_INTERVAL:
+                ok, reason = self._probe_database()
+                self._probe = (time.monotonic(), ok, reason)
+            _, ok, reason = self._probe
+        return ok, self._scrub(reason)
+
+    def _probe_database(self) -> tuple[bool, str]:
+        writer = self._probe_writer or self._writer
+        try:
+            writer.check_schema()
+        except DatabaseError as exc:
+            return False, f"not ready: {one_line(exc.message)}"
+        return True, f"ready: consumer {self.name}, group {self.group_id}; the DLQ can be written"
+
+    def _update_lag(self) -> None:
+        """Per assigned partition: the high watermark of the last fetch minus the next offset
+        to take (nothing for a partition not fetched yet)."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        lag: dict[TopicPartitionKey, int] = {}
+        for tp in list(self._generations):
+            try:
+                _low, high = self._kafka.get_watermark_offsets(TopicPartition(*tp), cached=True)
+                following = self._tracker.next_offset(tp)
+                if following is None:
+                    following = self._kafka.position([TopicPartition(*tp)])[0].offset
+            except (KafkaException, RuntimeError):
+                continue
+            if high >= 0 and following is not None and following >= 0:
+                lag[tp] = max(0, high - following)
+        self._lag = lag
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -384,6 +518,7 @@ class DlqConsumer:
         attempts: int,
     ) -> None:
         entry = failed_event(self.name, event, error, message, payload=payload)
+        self.stats.failed += 1
         self._tracker.opened(tp, message.offset())
         since = self._clock.monotonic()
         self._pending.append(_Pending(tp, generation, message.offset(), entry, attempts, since))
@@ -397,20 +532,31 @@ class DlqConsumer:
         def on_failure(attempt: int, delay: float, exc: Exception) -> None:
             nonlocal outage
             outage = True
-            message = exc.message if isinstance(exc, DatabaseError) else str(exc)
+            message = one_line(exc.message if isinstance(exc, DatabaseError) else str(exc))
+            self.stats.store_retries += 1
+            self._store_failure = message
             self._log.warning(
                 "consumer %s: cannot store %d failed event(s) in the DLQ (attempt %d): %s;"
                 " partitions paused, retrying in %.1fs",
                 self.name,
                 len(self._pending),
                 attempt,
-                one_line(message),
+                message,
                 delay,
+                extra={
+                    "consumer": self.name,
+                    "waiting": len(self._pending),
+                    "attempt": attempt,
+                    "error": message,
+                    "retry_in": delay,
+                },
             )
 
         done, _ = retry_until_done(
             self._write_pending, self._wait_paused, on_failure, (DatabaseError,)
         )
+        if done:
+            self._store_failure = None
         if self._paused:
             self._resume()
         if outage and done:
@@ -429,6 +575,7 @@ class DlqConsumer:
         if not batch:
             return
         stored = self._writer.write_many([p.entry for p in batch])
+        self._last_store = self._clock.monotonic()
         self._pending = self._pending[len(batch) :]
         for pending, result in zip(batch, stored, strict=True):
             if self._current(pending.tp, pending.generation):
@@ -441,26 +588,38 @@ class DlqConsumer:
             replay = f"replay {result.attempt}"
             if not result.created:
                 self.stats.already_stored += 1
-                outcome = f"already recorded on DLQ entry {result.dlq_id} ({replay})"
+                kind, outcome = "already_stored", f"already recorded on DLQ entry {result.dlq_id}"
             else:
                 self.stats.linked += 1
                 again = "back to pending" if result.reopened else "it stays discarded"
+                kind = "linked"
                 outcome = f"failed again after {replay} of DLQ entry {result.dlq_id}: {again}"
         elif result.created:
             self.stats.stored += 1
-            outcome = f"stored in the DLQ as {result.dlq_id}"
+            kind, outcome = "stored", f"stored in the DLQ as {result.dlq_id}"
         else:
             self.stats.already_stored += 1
-            outcome = f"already in the DLQ as {result.dlq_id}"
+            kind, outcome = "already_stored", f"already in the DLQ as {result.dlq_id}"
         tries = f"after {pending.attempts} attempts" if pending.attempts > 1 else "at once"
+        error = one_line(entry.error_message)
         self._log.warning(
             "consumer %s: event %s from %s failed %s: %s; %s",
             self.name,
             entry.event_id,
             entry.source,
             tries,
-            one_line(entry.error_message),
+            error,
             outcome,
+            extra={
+                "event_id": str(entry.event_id),
+                "topic": entry.source_topic,
+                "partition": entry.source_partition,
+                "offset": entry.source_offset,
+                "attempts": pending.attempts,
+                "error": error,
+                "dlq_id": str(result.dlq_id),
+                "outcome": kind,
+            },
         )
 
     # -- waiting while polling ----------------------------------------------------------
@@ -505,6 +664,9 @@ class DlqConsumer:
         if now - self._last_stats >= self._stats_interval:
             self._log_stats(now - self._last_stats)
             self._last_stats = now
+        if self._ops is not None and now - self._last_lag >= LAG_INTERVAL:
+            self._update_lag()
+            self._last_lag = now
 
     def _commit(
         self,
@@ -547,6 +709,7 @@ class DlqConsumer:
             delta.already_stored,
             delta.linked,
             len(self._pending),
+            extra={"seconds": round(seconds, 3), **asdict(delta), "waiting": len(self._pending)},
         )
 
     def _shutdown(self) -> None:
@@ -564,6 +727,7 @@ class DlqConsumer:
             self._kafka = None
             self._handler.close()
             self._writer.close()
+            self._stop_operations()
             s = self.stats
             self._log.info(
                 "consumer %s: stopped: consumed %d, handled %d, stored in the DLQ %d"
@@ -574,6 +738,7 @@ class DlqConsumer:
                 s.stored,
                 s.already_stored,
                 s.linked,
+                extra=asdict(s),
             )
 
     # -- librdkafka callbacks -----------------------------------------------------------
