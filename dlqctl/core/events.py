@@ -1,6 +1,7 @@
 """Turning a failed Kafka event into a DLQ entry: decoding, event ids, payloads, error text.
 
-Pure logic (SPEC §6), shared by the embedded consumer and the stand-alone DLQ writer.
+Pure logic, shared by the embedded consumer and the stand-alone DLQ writer (see
+docs/consumer.md, "What an entry holds").
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from dlqctl.core.fingerprint import fingerprint
 from dlqctl.core.models import Header
 
-# The namespace of derived event ids (SPEC §6).
+# The namespace of derived event ids (see docs/consumer.md, "What an entry holds").
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "dlqctl:event-id")
 # The JSON stand-in stored in event_payload for bytes jsonb cannot hold.
 RAW_PAYLOAD_KEY = "_dlqctl_raw_base64"
@@ -110,7 +111,7 @@ def derive_event_id(
     partition: int | None = None,
     offset: int | None = None,
 ) -> UUID:
-    """The event_id of SPEC §6.
+    """The event_id of an entry (see docs/consumer.md, "What an entry holds").
 
     The event's ``event_id`` field, else its ``id`` field (a null counts as absent): as is
     when it is a UUID in its canonical 8-4-4-4-12 text (any case), else

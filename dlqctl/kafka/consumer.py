@@ -1,5 +1,5 @@
 """The embedded consumer: a service's handler runs on each event; failing events land in
-the DLQ table, nothing is lost, nothing is stored twice (SPEC §6).
+the DLQ table, nothing is lost, nothing is stored twice (see docs/consumer.md).
 
 Importable without the CLI (no typer, no rich)::
 
@@ -13,7 +13,10 @@ Importable without the CLI (no typer, no rich)::
 Guarantees: auto-commit and auto offset store are off; an offset is committed only when
 every event before it in its partition was handled or its DLQ entry is stored. While the
 database is down the assigned partitions are paused and the consumer keeps polling (so the
-group keeps it), retrying the write with a backoff capped at 5 s.
+group keeps it), retrying the write with a backoff capped at 5 s. Async handlers are
+awaited on one event loop of the consumer's; a replayed event that fails again links back
+to its entry (db/writer.py); work from before a partition was revoked is dropped; an
+optional HTTP endpoint serves Prometheus metrics and readiness (kafka/metrics.py).
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from dlqctl.core.events import failed_event
 from dlqctl.db.writer import DlqWriter, StoredEntry
@@ -216,3 +218,36 @@ def test_two_writers_racing_on_one_message_record_one_attempt(conn: Any, db_url:
     assert len(_attempts(conn)) == 1
     assert _count(conn) == 1
     assert _entry(conn, dlq_id)["status"] == "pending"
+
+
+def _documented_grants() -> list[str]:
+    """The GRANT statements of docs/consumer.md, "Database privileges"."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "consumer.md").read_text()
+    section = doc.split("## Database privileges", 1)[1]
+    block = section.split("```sql", 1)[1].split("```", 1)[0]
+    statements = [s.strip() for s in block.split(";") if s.strip()]
+    assert statements and all(s.startswith("GRANT ") for s in statements), statements
+    return statements
+
+
+def test_the_documented_grants_are_enough_for_the_writer(conn: Any, db_url: str) -> None:
+    role = f"dlq_writer_{uuid.uuid4().hex[:8]}"
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        for statement in _documented_grants():
+            conn.execute(statement.replace("dlq_writer", role))  # type: ignore[arg-type]
+        with DlqWriter(db_url) as owner:
+            dlq_id = _original(owner, conn)
+        as_role = db_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+        assert role in as_role
+        with DlqWriter(as_role) as writer:
+            writer.check_schema()
+            new = writer.write(CONSUMER, b'{"id": "x-1"}', ValueError("x"), FakeMessage(b"{}"))
+            linked = _write(writer, _replayed(dlq_id))
+            again = _write(writer, _replayed(dlq_id))
+        assert new.created and not new.linked
+        assert (linked.linked, linked.created, again.created) == (True, True, False)
+        assert _entry(conn, dlq_id)["status"] == "pending"
+    finally:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
