@@ -112,6 +112,7 @@ class _Process:
         return self.proc.returncode
 
 
+@pytest.mark.db  # its own PostgreSQL: run again on the PostgreSQL 15 lane
 def test_metrics_and_readiness_of_a_running_consume_over_http(
     broker: EmbeddedBroker, own_pg: EmbeddedPostgres, tmp_path: Path
 ) -> None:
