@@ -10,6 +10,7 @@ docs/consumer.md ("Metrics and readiness").
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -137,6 +138,10 @@ def consumer_registry(snapshot: Callable[[], ConsumerSnapshot]) -> CollectorRegi
 Readiness = Callable[[], tuple[bool, str]]
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class OperationsServer:
     """``/metrics`` and ``/ready`` on ``host:port`` (port 0: a free one), in daemon threads."""
 
@@ -146,8 +151,9 @@ class OperationsServer:
         self._registry = registry
         self._readiness = readiness
         handler = _handler_class(self)
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
         try:
-            self._server = ThreadingHTTPServer((host, port), handler)
+            self._server = server_class((host, port), handler)
         except OSError as exc:
             raise DlqctlError(
                 f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
