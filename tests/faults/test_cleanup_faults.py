@@ -14,10 +14,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from dlqctl.core.cleanup import PurgeRequest
 from dlqctl.core.errors import DatabaseUnavailable
 from dlqctl.core.filters import EntryFilter
+from dlqctl.core.runs import SilentListener
 from dlqctl.core.settings import Settings
-from dlqctl.usecases.cleanup import PurgeRequest, purge
+from dlqctl.usecases.cleanup import purge
 from tests.factories import entry, insert_entries
 
 OLD = datetime.now(UTC) - timedelta(days=60)
@@ -107,16 +109,13 @@ def test_a_held_table_lock_fails_the_run_instead_of_hanging(
     assert audit["outcome"] == "failed"
 
 
-class TerminateAfterFirstBatch:
-    """A Progress that kills the purge's own server connection after its first batch."""
+class TerminateAfterFirstBatch(SilentListener):
+    """A listener that kills the purge's own server connection after its first batch."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, done: int) -> None:
+    def advanced(self, done: int) -> None:
         self.conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE application_name = 'dlqctl purge'"
@@ -128,7 +127,7 @@ def test_a_lost_connection_reports_what_was_deleted_and_is_audited(conn: Any, db
     settings = Settings(database_url=db_url, actor="cron")  # type: ignore[arg-type]
     request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=10)
     with pytest.raises(DatabaseUnavailable) as failed:
-        purge(settings, request, progress=TerminateAfterFirstBatch(conn))
+        purge(settings, request, listener=TerminateAfterFirstBatch(conn))
     assert "10 entries had been deleted before the error" in failed.value.message
     assert failed.value.exit_code == 1
     assert conn.execute("SELECT count(*) AS n FROM dlq").fetchone()["n"] == 20

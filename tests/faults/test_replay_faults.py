@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.replay import ReplayOptions, ReplayPlan, SilentListener
+from dlqctl.core.replay import ReplayPlan, ReplayRequest
+from dlqctl.core.runs import SilentListener
 from dlqctl.embedded.process import free_port
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
@@ -152,8 +153,7 @@ def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
         started = time.monotonic()
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
+            ReplayRequest(EntryFilter(), batch_size=10),
             listener=_AfterBatch(cluster.broker_down),
         )
 
@@ -185,8 +185,7 @@ def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
         started = time.monotonic()
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
+            ReplayRequest(EntryFilter(), batch_size=10),
             listener=_AfterBatch(broker.restart),
         )
 
@@ -285,8 +284,7 @@ def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
 
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
+            ReplayRequest(EntryFilter(), batch_size=10),
             listener=_ConfirmThen(cluster.broker_down),
         )
 
@@ -352,8 +350,7 @@ def test_interrupt_before_the_first_message_changes_nothing(
     with pytest.raises(Interrupted) as caught:
         replay(
             replay_settings(db_url, broker.bootstrap_servers),
-            EntryFilter(),
-            ReplayOptions(),
+            ReplayRequest(EntryFilter()),
             stop=stop,
         )
     assert caught.value.exit_code == 130

@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from dlqctl.core.cleanup import DiscardRequest, PurgeRequest
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
-from dlqctl.core.replay import ReplayOptions
+from dlqctl.core.replay import ReplayRequest
 from dlqctl.embedded.tansu import EmbeddedBroker
-from dlqctl.usecases.cleanup import DiscardRequest, PurgeRequest, discard, purge
+from dlqctl.usecases.cleanup import discard, purge
 from dlqctl.usecases.replay import replay
 from tests.consumer_helpers import (
     Recorder,
@@ -45,7 +46,7 @@ def test_a_tombstone_is_stored_as_one_and_replays_as_a_null_value(
     assert row["error_message"].startswith("UndecodableEvent: the message has no value")
 
     target = create_topic(bootstrap)
-    report = replay(settings, EntryFilter(), ReplayOptions(topic=target))
+    report = replay(settings, ReplayRequest(EntryFilter(), topic=target))
     assert report.result.succeeded == 1, report
     [message] = read_topic(bootstrap, target, expected=1)
     assert message.value is None
@@ -81,7 +82,7 @@ def test_a_replayed_event_that_fails_again_links_back_to_its_entry(
         running.wait_for(lambda: running.consumer.stats.stored == 1, what="the entry stored")
         [before] = _entries(conn)
         # Replay (to the topic it came from) while the consumer runs; the bug is not fixed.
-        report = replay(settings, EntryFilter(), ReplayOptions())
+        report = replay(settings, ReplayRequest(EntryFilter()))
         assert report.result.succeeded == 1, report
         running.wait_for(lambda: running.consumer.stats.linked == 1, what="the link-back")
     stats = running.result
@@ -122,9 +123,9 @@ def test_a_discarded_entry_stays_discarded_when_a_replayed_copy_fails_again(
     with RunningConsumer(make_consumer(_always_fails, settings, topic, group=group)) as running:
         running.wait_for(lambda: running.consumer.stats.stored == 1, what="the entry stored")
     # Replayed twice: to its own topic, then (-s replayed) to a topic read later.
-    assert replay(settings, EntryFilter(), ReplayOptions()).result.succeeded == 1
+    assert replay(settings, ReplayRequest(EntryFilter())).result.succeeded == 1
     again = EntryFilter(statuses=(Status.REPLAYED,))
-    assert replay(settings, again, ReplayOptions(topic=later)).result.succeeded == 1
+    assert replay(settings, ReplayRequest(again, topic=later)).result.succeeded == 1
 
     # The first copy fails again: the entry is pending; the operator discards it.
     with RunningConsumer(make_consumer(_always_fails, settings, topic, group=group)) as running:
@@ -159,9 +160,9 @@ def test_a_purged_entry_or_another_consumers_entry_gives_a_new_entry(
         running.wait_for(lambda: running.consumer.stats.stored == 1, what="the entry stored")
     [original] = _entries(conn)
     # Replayed to its topic and (-s replayed) to a topic that another consumer reads.
-    assert replay(settings, EntryFilter(), ReplayOptions()).result.succeeded == 1
+    assert replay(settings, ReplayRequest(EntryFilter())).result.succeeded == 1
     again = EntryFilter(statuses=(Status.REPLAYED,))
-    assert replay(settings, again, ReplayOptions(topic=billing_topic)).result.succeeded == 1
+    assert replay(settings, ReplayRequest(again, topic=billing_topic)).result.succeeded == 1
 
     # Another consumer fails on it: its dlq-consumer header names orders-projector.
     with RunningConsumer(
