@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from dlqctl.core.events import TOMBSTONE_PAYLOAD
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Header, Status, WriteResult
 from dlqctl.core.runs import RunPlan
@@ -184,13 +185,15 @@ def message_key(event_key: bytes | None, event_id: str) -> bytes | str:
     return event_key if event_key is not None else event_id
 
 
-def message_value(event_raw: bytes | None, payload_text: str | None) -> bytes | str:
-    """The original bytes, else compact JSON of the payload (given as jsonb text)."""
+def message_value(event_raw: bytes | None, payload_text: str | None) -> bytes | str | None:
+    """The original bytes, else compact JSON of the payload (given as jsonb text); None (a
+    null value) for a stored tombstone (see docs/consumer.md, "Tombstones")."""
     if event_raw is not None:
         return event_raw
     if payload_text is None:
         raise ValueError("an entry without event_raw needs its payload")
-    return compact_jsonb_text(payload_text)
+    value = compact_jsonb_text(payload_text)
+    return None if value == compact_jsonb_text(TOMBSTONE_PAYLOAD) else value
 
 
 def message_headers(
@@ -217,7 +220,7 @@ def _size(value: bytes | str | None) -> int:
     return len(value)
 
 
-def wire_size(key: bytes | str, value: bytes | str, headers: Headers) -> int:
+def wire_size(key: bytes | str, value: bytes | str | None, headers: Headers) -> int:
     """The size librdkafka compares with message.max.bytes (its upper bound for a record)."""
     size = RECORD_OVERHEAD + _size(key) + _size(value)
     for name, header_value in headers:

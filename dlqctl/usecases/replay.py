@@ -57,7 +57,7 @@ APPLICATION_NAME = "dlqctl replay"
 OVERSIZE_CHECK_ROWS = 1000
 
 
-Message = tuple[str, bytes | str, bytes | str, Headers]
+Message = tuple[str, bytes | str, bytes | str | None, Headers]
 
 # Failure reasons of entries that were never sent, or sent and not marked.
 NO_TOPIC = (

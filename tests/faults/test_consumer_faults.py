@@ -72,6 +72,7 @@ def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if "cannot store" in r.getMessage()]
 
 
+@pytest.mark.db  # its own PostgreSQL: run again on the PostgreSQL 15 lane
 def test_database_stopped_while_poison_events_arrive_longer_than_max_poll_interval(
     broker: EmbeddedBroker, own_pg: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -122,6 +123,7 @@ def test_database_stopped_while_poison_events_arrive_longer_than_max_poll_interv
     assert max(delays) <= 5.0
 
 
+@pytest.mark.db  # its own PostgreSQL: run again on the PostgreSQL 15 lane
 def test_database_down_at_start_up(
     broker: EmbeddedBroker, own_pg: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:

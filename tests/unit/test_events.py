@@ -242,10 +242,13 @@ def test_undecodable_bytes_get_the_base64_stand_in() -> None:
     assert entry.event_id == uuid.uuid5(NS, "orders/2/17/" + hashlib.sha256(raw).hexdigest())
 
 
-def test_a_tombstone_is_stored_as_empty_bytes() -> None:
-    entry = failed_event("c", MISSING, UndecodableEvent("no value"), FakeMessage(None))
-    assert entry.event_raw == b""
-    assert json.loads(entry.payload) == {"_dlqctl_raw_base64": ""}
+def test_a_tombstone_is_stored_as_one_without_bytes() -> None:
+    for event in (MISSING, None):
+        entry = failed_event("c", event, UndecodableEvent("no value"), FakeMessage(None))
+        assert entry.event_raw is None
+        assert json.loads(entry.payload) == {"_dlqctl_tombstone": True}
+        assert entry.event_id == uuid.uuid5(NS, "orders/2/17/" + hashlib.sha256(b"").hexdigest())
+        assert entry.event_key == b"order-1"
 
 
 def test_the_consumer_passes_the_bytes_as_payload_to_keep_numbers_exact() -> None:

@@ -108,6 +108,13 @@ def test_key_and_value_prefer_the_recorded_originals() -> None:
         message_value(None, None)
 
 
+def test_a_stored_tombstone_replays_as_a_null_value() -> None:
+    assert message_value(None, '{"_dlqctl_tombstone": true}') is None
+    # Recorded bytes that happen to look like the marker are an ordinary value.
+    assert message_value(b'{"_dlqctl_tombstone": true}', None) == b'{"_dlqctl_tombstone": true}'
+    assert message_value(None, '{"_dlqctl_tombstone": false}') == '{"_dlqctl_tombstone":false}'
+
+
 def test_wire_size_counts_utf8_bytes_and_header_overhead() -> None:
     assert wire_size("k", "é", []) == RECORD_OVERHEAD + 1 + 2
     assert (
