@@ -103,32 +103,6 @@ def end_offsets(bootstrap: str, topic: str, count: int) -> dict[int, int]:
     return ends
 
 
-class Recorder:
-    """A handler that records the events it saw and fails the ones marked poison."""
-
-    def __init__(self, sleep: float = 0.0) -> None:
-        self.calls: list[Any] = []
-        self.sleep = sleep
-        self._lock = threading.Lock()
-
-    def __call__(self, value: Any) -> None:
-        with self._lock:
-            self.calls.append(value)
-        if self.sleep:
-            time.sleep(self.sleep)
-        if isinstance(value, dict) and value.get("poison"):
-            raise ValueError(f"cannot project event {value.get('n')}")
-
-    def handled(self) -> list[int]:
-        """The ``n`` of events handled successfully (in order, repeats kept)."""
-        with self._lock:
-            return [c["n"] for c in self.calls if isinstance(c, dict) and not c.get("poison")]
-
-    def count(self, n: int) -> int:
-        with self._lock:
-            return sum(1 for c in self.calls if isinstance(c, dict) and c.get("n") == n)
-
-
 def make_consumer(
     handler: Callable[[Any], object],
     settings: Settings,

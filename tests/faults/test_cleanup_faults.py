@@ -19,6 +19,7 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.settings import Settings
 from dlqctl.usecases.cleanup import PurgeRequest, purge
 from tests.factories import entry, insert_entries
+from tests.fakes import TerminateAfterFirstBatch
 
 OLD = datetime.now(UTC) - timedelta(days=60)
 
@@ -105,22 +106,6 @@ def test_a_held_table_lock_fails_the_run_instead_of_hanging(
     assert conn.execute("SELECT count(*) AS n FROM dlq").fetchone()["n"] == 5
     [audit] = audit_rows(conn)
     assert audit["outcome"] == "failed"
-
-
-class TerminateAfterFirstBatch:
-    """A Progress that kills the purge's own server connection after its first batch."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, done: int) -> None:
-        self.conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'dlqctl purge'"
-        )
 
 
 def test_a_lost_connection_reports_what_was_deleted_and_is_audited(conn: Any, db_url: str) -> None:

@@ -21,7 +21,6 @@ from dlqctl.db.migrations import migrate
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
     committed_offsets,
     consumer_settings,
@@ -30,6 +29,7 @@ from tests.consumer_helpers import (
     event,
     make_consumer,
 )
+from tests.fakes import Recorder
 from tests.kafka_helpers import (
     TEST_CONSUMER_CONFIG,
     create_topic,

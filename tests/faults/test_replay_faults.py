@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.replay import ReplayOptions, ReplayPlan, SilentListener
+from dlqctl.core.replay import ReplayOptions
 from dlqctl.embedded.process import free_port
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
 from tests.factories import entry, insert_entries
+from tests.fakes import AfterFirstBatch, AtConfirm
 from tests.faults.mock_cluster import API_PRODUCE, ERR_INVALID_RECORD, MockCluster
 from tests.helpers import run_dlqctl_process
 from tests.kafka_helpers import create_topic, unique_name
@@ -126,19 +127,6 @@ def test_invalid_record_on_one_batch_fails_it_and_delivers_the_rest(
         assert audit_rows(conn)[0]["outcome"] == "failed"
 
 
-class _AfterBatch(SilentListener):
-    """Runs ``fault`` once, right after the run's first batch was published."""
-
-    def __init__(self, fault: Callable[[], None]) -> None:
-        self.fault = fault
-        self.done = False
-
-    def advanced(self, attempted: int) -> None:
-        if not self.done:
-            self.done = True
-            self.fault()
-
-
 def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
     conn: Any, db_url: str
 ) -> None:
@@ -154,7 +142,7 @@ def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
             settings,
             EntryFilter(),
             ReplayOptions(batch_size=10),
-            listener=_AfterBatch(cluster.broker_down),
+            listener=AfterFirstBatch(cluster.broker_down),
         )
 
         assert time.monotonic() - started < 60  # a generous guard, not a timing assertion
@@ -187,7 +175,7 @@ def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
             settings,
             EntryFilter(),
             ReplayOptions(batch_size=10),
-            listener=_AfterBatch(broker.restart),
+            listener=AfterFirstBatch(broker.restart),
         )
 
         assert time.monotonic() - started < 60
@@ -264,14 +252,6 @@ def test_interrupt_finishes_the_batch_in_flight_and_exits_130(
     assert audit["counts"]["succeeded"] == len(marked)
 
 
-class _ConfirmThen(SilentListener):
-    def __init__(self, action: Callable[[], None]) -> None:
-        self.action = action
-
-    def confirm(self, plan: ReplayPlan) -> None:
-        self.action()
-
-
 def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
     conn: Any, db_url: str
 ) -> None:
@@ -287,7 +267,7 @@ def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
             settings,
             EntryFilter(),
             ReplayOptions(batch_size=10),
-            listener=_ConfirmThen(cluster.broker_down),
+            listener=AtConfirm(cluster.broker_down),
         )
 
         assert report.exit_code == 1

@@ -23,6 +23,7 @@ from dlqctl.db.audit import list_actions
 from dlqctl.db.cleanup_queries import DELETE, Keyset, batch_statement
 from dlqctl.usecases.cleanup import DiscardRequest, PurgeRequest, discard, purge
 from tests.factories import entry, insert_entries
+from tests.fakes import InsertOnEachBatch
 
 NOW = datetime.now(UTC)
 CONSUMERS = ("orders", "payments", "billing")
@@ -362,21 +363,6 @@ def test_discard_leaves_a_row_another_run_replayed_meanwhile(conn: Any, db_url: 
         holder.close()
     assert (result.write.succeeded, result.write.skipped) == (4, 1)
     assert ids_where(conn, "status = 'replayed'") == {ids[0]}
-
-
-class InsertOnEachBatch:
-    """A Progress that makes another connection insert rows between the purge's batches."""
-
-    def __init__(self, db_url: str) -> None:
-        self.writer = psycopg.connect(db_url, autocommit=True)
-        self.inserted: list[uuid.UUID] = []
-
-    def start(self, total: int) -> None:
-        self.total = total
-
-    def advance(self, done: int) -> None:
-        rows = [entry(status="replayed", failed_at=datetime.now(UTC)) for _ in range(3)]
-        self.inserted += insert_entries(self.writer, rows)
 
 
 def test_all_inserts_land_while_purge_runs(conn: Any, db_url: str) -> None:

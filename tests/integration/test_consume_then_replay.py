@@ -10,13 +10,13 @@ from dlqctl.core.replay import ReplayOptions
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
     consumer_settings,
     encode,
     event,
     make_consumer,
 )
+from tests.fakes import Recorder
 from tests.kafka_helpers import create_topic, produce, read_topic
 
 

@@ -17,7 +17,6 @@ import pytest
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.kafka.consumer import PermanentError
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
     committed_offsets,
     consumer_settings,
@@ -26,8 +25,8 @@ from tests.consumer_helpers import (
     event,
     make_consumer,
 )
+from tests.fakes import NS, Recorder
 from tests.kafka_helpers import create_topic, produce, read_topic, unique_name
-from tests.unit.test_events import NS
 
 
 def _dlq(conn: Any) -> list[dict[str, Any]]:

@@ -9,28 +9,12 @@ import pytest
 
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
-from dlqctl.core.replay import ReplayOptions, ReplayPlan, SilentListener
+from dlqctl.core.replay import ReplayOptions
 from dlqctl.usecases.replay import replay
 from tests.factories import entry, insert_entries
+from tests.fakes import BarrierListener
 from tests.kafka_helpers import create_topic, read_topic
 from tests.replay_helpers import dlq_ids_on, header, replay_settings, rows_by_id
-
-
-class _Barrier(SilentListener):
-    """Holds each run after planning, and again after its first batch, until every run got
-    there: they claim together and each has published a batch before any goes on."""
-
-    def __init__(self, barrier: threading.Barrier) -> None:
-        self.barrier = barrier
-        self.batches = 0
-
-    def confirm(self, plan: ReplayPlan) -> None:
-        self.barrier.wait(timeout=60)
-
-    def advanced(self, attempted: int) -> None:
-        self.batches += 1
-        if self.batches == 1:
-            self.barrier.wait(timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +49,7 @@ def test_two_concurrent_replays_publish_each_entry_exactly_once(
 
     def run() -> None:
         report = replay(
-            settings, entry_filter, ReplayOptions(batch_size=7), listener=_Barrier(barrier)
+            settings, entry_filter, ReplayOptions(batch_size=7), listener=BarrierListener(barrier)
         )
         results.append(report.result)
 
