@@ -13,21 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from dlqctl.core.settings import Settings
 from dlqctl.kafka.consumer import ConsumerStats, DlqConsumer
-from tests.kafka_helpers import TEST_CONSUMER_CONFIG, read_topic, unique_name
-
-
-def consumer_settings(db_url: str, bootstrap: str, **overrides: Any) -> Settings:
-    """Settings for a consumer under test: quick retries and commits, short group timeouts."""
-    kafka_consumer_config = {**TEST_CONSUMER_CONFIG, **overrides.pop("kafka_consumer_config", {})}
-    values: dict[str, Any] = {
-        "database_url": db_url,
-        "kafka_bootstrap_servers": bootstrap,
-        "kafka_consumer_config": kafka_consumer_config,
-        "consumer_retry_backoff": (0.0, 0.05),
-        "consumer_commit_interval": 0.2,
-        **overrides,
-    }
-    return Settings(**values)
+from tests.kafka_helpers import read_topic, unique_name
 
 
 class RunningConsumer:

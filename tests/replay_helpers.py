@@ -1,4 +1,4 @@
-"""Shared pieces of the replay tests: settings, environments, reading rows and messages."""
+"""Shared pieces of the replay tests: environments, reading rows and messages."""
 
 from __future__ import annotations
 
@@ -6,21 +6,8 @@ import json
 import uuid
 from typing import Any
 
-from dlqctl.core.settings import Settings
+from tests.factories import ACTOR, DELIVERY_TIMEOUT
 from tests.kafka_helpers import Message, read_topic
-
-ACTOR = "oncall-test"
-
-
-def replay_settings(db_url: str, bootstrap: str, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": db_url,
-        "kafka_bootstrap_servers": bootstrap,
-        "actor": ACTOR,
-        "kafka_delivery_timeout": 10,
-    }
-    values.update(extra)
-    return Settings(**values)
 
 
 def replay_env(db_url: str, bootstrap: str, **extra: str) -> dict[str, str]:
@@ -28,7 +15,7 @@ def replay_env(db_url: str, bootstrap: str, **extra: str) -> dict[str, str]:
         "DLQCTL_DATABASE_URL": db_url,
         "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "DLQCTL_ACTOR": ACTOR,
-        "DLQCTL_KAFKA_DELIVERY_TIMEOUT": "10",
+        "DLQCTL_KAFKA_DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
     }
     env.update(extra)
     return env

@@ -16,9 +16,8 @@ import pytest
 
 from dlqctl.core.errors import DatabaseUnavailable
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.settings import Settings
 from dlqctl.usecases.cleanup import PurgeRequest, purge
-from tests.factories import entry, insert_entries
+from tests.factories import entry, insert_entries, make_settings
 from tests.fakes import TerminateAfterFirstBatch
 
 OLD = datetime.now(UTC) - timedelta(days=60)
@@ -110,7 +109,7 @@ def test_a_held_table_lock_fails_the_run_instead_of_hanging(
 
 def test_a_lost_connection_reports_what_was_deleted_and_is_audited(conn: Any, db_url: str) -> None:
     insert_entries(conn, [entry(status="replayed", failed_at=OLD) for _ in range(30)])
-    settings = Settings(database_url=db_url, actor="cron")  # type: ignore[arg-type]
+    settings = make_settings(db_url, actor="cron")
     request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=10)
     with pytest.raises(DatabaseUnavailable) as failed:
         purge(settings, request, progress=TerminateAfterFirstBatch(conn))

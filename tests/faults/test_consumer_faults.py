@@ -23,15 +23,14 @@ from dlqctl.embedded.tansu import EmbeddedBroker
 from tests.consumer_helpers import (
     RunningConsumer,
     committed_offsets,
-    consumer_settings,
     encode,
     end_offsets,
     event,
     make_consumer,
 )
+from tests.factories import TEST_CONSUMER_CONFIG, make_settings
 from tests.fakes import Recorder
 from tests.kafka_helpers import (
-    TEST_CONSUMER_CONFIG,
     create_topic,
     produce,
     read_topic,
@@ -81,7 +80,7 @@ def test_database_stopped_while_poison_events_arrive_longer_than_max_poll_interv
     caplog.set_level(logging.INFO, logger="dlqctl.consumer")
     # max.poll.interval.ms as small as librdkafka allows (>= session.timeout.ms): the outage
     # below lasts longer, so only polling while paused keeps the consumer in its group.
-    settings = consumer_settings(
+    settings = make_settings(
         own_pg.dsn,
         bootstrap,
         consumer_retry_backoff=(),
@@ -132,7 +131,7 @@ def test_database_down_at_start_up(
     own_pg.stop_server()
     events = [event(n, poison=n == 2) for n in range(5)]
     produce(bootstrap, topic, [(None, encode(e), None) for e in events])
-    settings = consumer_settings(own_pg.dsn, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(own_pg.dsn, bootstrap, consumer_retry_backoff=())
     recorder = Recorder()
     with RunningConsumer(make_consumer(recorder, settings, topic, group=group)) as running:
         running.wait_for(lambda: len(_outage_lines(caplog)) >= 2, what="the write retries")
@@ -232,7 +231,7 @@ def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
 
     # A second run picks up exactly where the first stopped: every event once, in all.
     recorder = Recorder()
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=())
     with RunningConsumer(make_consumer(recorder, settings, topic, group=group)) as running:
         running.wait_for(
             lambda: set(first_run) | set(recorder.handled()) == set(range(400)) - poison,
@@ -258,7 +257,7 @@ def test_a_slow_handler_does_not_get_the_consumer_evicted(
     topic = create_topic(bootstrap)
     group = unique_name("g")
     produce(bootstrap, topic, [(None, encode(event(n)), None) for n in range(8)])
-    settings = consumer_settings(
+    settings = make_settings(
         db_url, bootstrap, kafka_consumer_config={"max.poll.interval.ms": "6000"}
     )
     # One batch of 8 events at 1 s each: 8 s between two fetches, more than the 6 s allowed

@@ -23,7 +23,7 @@ from dlqctl.core.replay import ReplayOptions
 from dlqctl.embedded.process import free_port
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
-from tests.factories import entry, insert_entries
+from tests.factories import entry, insert_entries, make_settings
 from tests.fakes import AfterFirstBatch, AtConfirm
 from tests.faults.mock_cluster import API_PRODUCE, ERR_INVALID_RECORD, MockCluster
 from tests.helpers import run_dlqctl_process
@@ -33,7 +33,6 @@ from tests.replay_helpers import (
     dlq_ids_on,
     parse_json,
     replay_env,
-    replay_settings,
     replayed_ids,
     rows_by_id,
 )
@@ -133,7 +132,7 @@ def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
     with MockCluster() as cluster:
         topic = cluster.create_topic(unique_name())
         ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(50)])
-        settings = replay_settings(
+        settings = make_settings(
             db_url, cluster.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
         )
 
@@ -166,7 +165,7 @@ def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
     with EmbeddedBroker() as broker:
         topic = create_topic(broker.bootstrap_servers)
         ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(40)])
-        settings = replay_settings(
+        settings = make_settings(
             db_url, broker.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
         )
 
@@ -259,7 +258,7 @@ def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
         topic = cluster.create_topic(unique_name())
         insert_entries(conn, [entry(source_topic=topic) for _ in range(15)])
         before = rows_by_id(conn)
-        settings = replay_settings(
+        settings = make_settings(
             db_url, cluster.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
         )
 
@@ -331,7 +330,7 @@ def test_interrupt_before_the_first_message_changes_nothing(
     stop.set()  # Ctrl-C while the run was still planning
     with pytest.raises(Interrupted) as caught:
         replay(
-            replay_settings(db_url, broker.bootstrap_servers),
+            make_settings(db_url, broker.bootstrap_servers),
             EntryFilter(),
             ReplayOptions(),
             stop=stop,

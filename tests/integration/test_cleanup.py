@@ -18,11 +18,10 @@ from psycopg.rows import dict_row
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
-from dlqctl.core.settings import Settings
 from dlqctl.db.audit import list_actions
 from dlqctl.db.cleanup_queries import DELETE, Keyset, batch_statement
 from dlqctl.usecases.cleanup import DiscardRequest, PurgeRequest, discard, purge
-from tests.factories import entry, insert_entries
+from tests.factories import entry, insert_entries, make_settings
 from tests.fakes import InsertOnEachBatch
 
 NOW = datetime.now(UTC)
@@ -34,10 +33,6 @@ ERRORS = (
 )
 AGES_DAYS = (1, 10, 29, 31, 45, 90)
 TIE_AT = NOW - timedelta(days=40)
-
-
-def make_settings(db_url: str, actor: str = "tester") -> Settings:
-    return Settings(database_url=db_url, actor=actor)  # type: ignore[arg-type]
 
 
 def dataset(conn: Any, tie_rows: int = 40) -> None:

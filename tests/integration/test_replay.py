@@ -11,10 +11,10 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
 from dlqctl.core.replay import ReplayOptions
 from dlqctl.usecases.replay import replay
-from tests.factories import entry, insert_entries
+from tests.factories import entry, insert_entries, make_settings
 from tests.fakes import BarrierListener
 from tests.kafka_helpers import create_topic, read_topic
-from tests.replay_helpers import dlq_ids_on, header, replay_settings, rows_by_id
+from tests.replay_helpers import dlq_ids_on, header, rows_by_id
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_two_concurrent_replays_publish_each_entry_exactly_once(
             for i in range(240)
         ],
     )
-    settings = replay_settings(db_url, bootstrap)
+    settings = make_settings(db_url, bootstrap)
     entry_filter = EntryFilter(statuses=statuses, consumers=consumers)
     barrier = threading.Barrier(2)
     results: list[Any] = []
@@ -76,7 +76,7 @@ def test_library_use_without_listener_or_stop(conn: Any, db_url: str, broker: An
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(3)])
-    report = replay(replay_settings(db_url, bootstrap), EntryFilter(), ReplayOptions(rate=50))
+    report = replay(make_settings(db_url, bootstrap), EntryFilter(), ReplayOptions(rate=50))
     assert (report.exit_code, report.result.succeeded, report.error) == (0, 3, None)
     assert sorted(dlq_ids_on(bootstrap, topic, 3)) == sorted(ids)
     assert header(read_topic(bootstrap, topic, 3)[0], "dlq-consumer") == "orders"
