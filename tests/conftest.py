@@ -22,7 +22,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from dlqctl.db.migrations import migrate
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
-from tests.helpers import CliRun, run_cli
+from tests.cli_helpers import CliRun, run_cli
 
 TEMPLATE_BASE = "dlqctl_test"
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from dlqctl.embedded.process import free_port
+from tests.cli_helpers import run_dlqctl_process
 from tests.factories import entry, insert_entries
-from tests.helpers import run_dlqctl_process
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=45)

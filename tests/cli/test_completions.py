@@ -9,8 +9,8 @@ import pytest
 
 from dlqctl.cli.completion import SHELLS, completion_script
 from dlqctl.embedded.process import free_port
+from tests.cli_helpers import run_dlqctl_process
 from tests.factories import entry, insert_entries
-from tests.helpers import run_dlqctl_process
 
 COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
 

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dlqctl.embedded.demo_state import state_path
 from dlqctl.usecases.demo import DEMO_CONSUMER, OrderProjector, generate_events
-from tests.helpers import run_dlqctl_process
+from tests.cli_helpers import run_dlqctl_process
 
 
 def _server_pids() -> set[int]:

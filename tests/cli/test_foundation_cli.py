@@ -10,7 +10,7 @@ import pytest
 
 from dlqctl import __version__
 from dlqctl.embedded.process import free_port
-from tests.helpers import run_dlqctl_process
+from tests.cli_helpers import run_dlqctl_process
 
 
 def test_version_and_help(cli: Any) -> None:

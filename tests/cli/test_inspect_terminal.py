@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli_helpers import run_dlqctl_process
 from tests.factories import entry, insert_entries
-from tests.helpers import run_dlqctl_process
 
 ID = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 COMMANDS = [["list"], ["show", ID], ["stats"], ["stats", "--by", "hour"]]

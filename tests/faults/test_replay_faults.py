@@ -23,10 +23,10 @@ from dlqctl.core.replay import ReplayOptions
 from dlqctl.embedded.process import free_port
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
+from tests.cli_helpers import run_dlqctl_process
 from tests.factories import entry, insert_entries, make_settings
 from tests.fakes import AfterFirstBatch, AtConfirm
 from tests.faults.mock_cluster import API_PRODUCE, ERR_INVALID_RECORD, MockCluster
-from tests.helpers import run_dlqctl_process
 from tests.kafka_helpers import create_topic, unique_name
 from tests.replay_helpers import (
     audit_rows,

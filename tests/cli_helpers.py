@@ -1,4 +1,4 @@
-"""Helpers shared by the tests."""
+"""Running dlqctl from a test: in-process (CliRunner) or as a real process."""
 
 from __future__ import annotations
 
