@@ -22,7 +22,8 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from dlqctl.db.migrations import migrate
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
-from tests.cli_helpers import CliRun, run_cli
+from tests.cli_helpers import CliEnv, CliRun, run_cli
+from tests.factories import ACTOR, DELIVERY_TIMEOUT
 
 TEMPLATE_BASE = "dlqctl_test"
 
@@ -121,3 +122,21 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
         return run_cli(list(args), env=env or {}, input=input)
 
     return invoke
+
+
+@pytest.fixture
+def cli_env(db_url: str) -> CliEnv:
+    """The environment that points dlqctl at this test's database, as the test actor;
+    ``cli_env(broker.bootstrap_servers, DLQCTL_TOPIC_MAP=...)`` adds a broker and more."""
+
+    def build(bootstrap: str | None = None, **extra: str) -> dict[str, str]:
+        env = {
+            "DLQCTL_DATABASE_URL": db_url,
+            "DLQCTL_ACTOR": ACTOR,
+            "DLQCTL_KAFKA_DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
+        }
+        if bootstrap is not None:
+            env["DLQCTL_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        return {**env, **extra}
+
+    return build

@@ -1,4 +1,4 @@
-"""Shared pieces of the replay tests: environments, reading rows and messages."""
+"""Shared pieces of the replay tests: reading rows, audit records and messages back."""
 
 from __future__ import annotations
 
@@ -6,19 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from tests.factories import ACTOR, DELIVERY_TIMEOUT
 from tests.kafka_helpers import Message, read_topic
-
-
-def replay_env(db_url: str, bootstrap: str, **extra: str) -> dict[str, str]:
-    env = {
-        "DLQCTL_DATABASE_URL": db_url,
-        "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "DLQCTL_ACTOR": ACTOR,
-        "DLQCTL_KAFKA_DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
-    }
-    env.update(extra)
-    return env
 
 
 def rows_by_id(conn: Any) -> dict[uuid.UUID, dict[str, Any]]:

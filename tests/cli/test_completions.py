@@ -9,7 +9,7 @@ import pytest
 
 from dlqctl.cli.completion import SHELLS, completion_script
 from dlqctl.embedded.process import free_port
-from tests.cli_helpers import run_dlqctl_process
+from tests.cli_helpers import CliEnv, run_dlqctl_process
 from tests.factories import entry, insert_entries
 
 COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
@@ -42,12 +42,12 @@ def test_bash_completes_commands_and_options() -> None:
     assert "--action" in _complete_bash("dlqctl history --a")
 
 
-def test_consumer_names_complete_from_the_table(conn: Any, db_url: str) -> None:
+def test_consumer_names_complete_from_the_table(conn: Any, cli_env: CliEnv) -> None:
     insert_entries(
         conn,
         [entry(consumer=name) for name in ("orders", "orders-v2", "payments", "orders")],
     )
-    env = {"DLQCTL_DATABASE_URL": db_url}
+    env = cli_env()
     assert _complete_bash("dlqctl list -c ord", env) == ["orders", "orders-v2"]
     assert _complete_bash("dlqctl replay --consumer p", env) == ["payments"]
     assert _complete_bash("dlqctl list -s re", env) == ["replayed"]

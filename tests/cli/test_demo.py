@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -18,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dlqctl.embedded.demo_state import state_path
 from dlqctl.usecases.demo import DEMO_CONSUMER, OrderProjector, generate_events
-from tests.cli_helpers import run_dlqctl_process
+from tests.cli_helpers import run_dlqctl_process, start_dlqctl
 
 
 def _server_pids() -> set[int]:
@@ -132,14 +131,7 @@ def test_keep_then_stop(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_everything_it_started() -> None:
     before = _server_pids()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", "demo"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
+    proc = start_dlqctl("demo", stdout=subprocess.DEVNULL)
     assert proc.stderr is not None
     lines = []
     for line in proc.stderr:

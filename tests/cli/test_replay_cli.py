@@ -10,14 +10,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.factories import BASE_TIME, entry, insert_entries
+from tests.cli_helpers import CliEnv
+from tests.factories import ACTOR, BASE_TIME, entry, insert_entries
 from tests.kafka_helpers import create_topic, read_topic, unique_name
 from tests.replay_helpers import (
-    ACTOR,
     audit_rows,
     dlq_ids_on,
     parse_json,
-    replay_env,
     rows_by_id,
 )
 
@@ -27,7 +26,7 @@ def b64(data: bytes) -> str:
 
 
 def test_replay_by_filter_publishes_the_exact_messages_and_marks_them(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
@@ -74,7 +73,7 @@ def test_replay_by_filter_publishes_the_exact_messages_and_marks_them(
         "-o",
         "json",
         "--yes",
-        env=replay_env(db_url, bootstrap, DLQCTL_TOPIC_MAP=json.dumps({"orders": topic})),
+        env=cli_env(bootstrap, DLQCTL_TOPIC_MAP=json.dumps({"orders": topic})),
     )
 
     assert result.exit_code == 0, result.output
@@ -123,13 +122,13 @@ def test_replay_by_filter_publishes_the_exact_messages_and_marks_them(
     assert audit["filter"] == {"consumer": ["orders"], "error": "TIMEOUTERROR"}
     assert audit["counts"]["succeeded"] == 2 and audit["counts"]["matched"] == 2
     assert audit["details"]["topics"] == {topic: 2}
-    history = cli("history", "-o", "json", env=replay_env(db_url, bootstrap))
+    history = cli("history", "-o", "json", env=cli_env(bootstrap))
     assert history.exit_code == 0, history.output
     assert parse_json(history.stdout)["items"][0]["action"] == "replay"
 
 
 def test_replay_by_id_prefixes_needs_no_confirmation_and_counts_ineligible_ids(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
@@ -148,7 +147,7 @@ def test_replay_by_id_prefixes_needs_no_confirmation_and_counts_ineligible_ids(
         str(replayed),
         "-o",
         "json",
-        env=replay_env(db_url, bootstrap),
+        env=cli_env(bootstrap),
     )
 
     assert result.exit_code == 0, result.output
@@ -160,14 +159,14 @@ def test_replay_by_id_prefixes_needs_no_confirmation_and_counts_ineligible_ids(
     assert audit_rows(conn)[0]["ids"] == [pending]
 
 
-def test_unknown_id_exits_3(db_url: str, broker: Any, cli: Any) -> None:
-    result = cli("replay", "abcdef0123", env=replay_env(db_url, broker.bootstrap_servers))
+def test_unknown_id_exits_3(cli_env: CliEnv, broker: Any, cli: Any) -> None:
+    result = cli("replay", "abcdef0123", env=cli_env(broker.bootstrap_servers))
     assert result.exit_code == 3, result.output
     assert "abcdef0123" in result.stderr
 
 
 def test_topic_flag_beats_the_source_topic_and_limit_takes_the_oldest(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     source, forced = create_topic(bootstrap), create_topic(bootstrap)
@@ -188,7 +187,7 @@ def test_topic_flag_beats_the_source_topic_and_limit_takes_the_oldest(
         "-o",
         "json",
         "--yes",
-        env=replay_env(db_url, bootstrap),
+        env=cli_env(bootstrap),
     )
 
     assert result.exit_code == 0, result.output
@@ -200,16 +199,14 @@ def test_topic_flag_beats_the_source_topic_and_limit_takes_the_oldest(
 
 
 def test_statuses_given_with_s_are_the_eligible_ones(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     pending, discarded = insert_entries(
         conn, [entry(source_topic=topic), entry(source_topic=topic, status="discarded")]
     )
-    result = cli(
-        "replay", "-s", "discarded", "-o", "json", "--yes", env=replay_env(db_url, bootstrap)
-    )
+    result = cli("replay", "-s", "discarded", "-o", "json", "--yes", env=cli_env(bootstrap))
     assert result.exit_code == 0, result.output
     assert dlq_ids_on(bootstrap, topic, 1) == [discarded]
     assert {i: r["status"] for i, r in rows_by_id(conn).items()} == {
@@ -219,7 +216,7 @@ def test_statuses_given_with_s_are_the_eligible_ones(
 
 
 def test_missing_target_topic_is_refused_before_anything_is_sent(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
@@ -233,7 +230,7 @@ def test_missing_target_topic_is_refused_before_anything_is_sent(
     )
     before = rows_by_id(conn)
 
-    result = cli("replay", "--yes", env=replay_env(db_url, bootstrap))
+    result = cli("replay", "--yes", env=cli_env(bootstrap))
 
     assert result.exit_code == 2, result.output
     assert "audit-log, payments" in result.stderr and "--topic" in result.stderr
@@ -244,7 +241,7 @@ def test_missing_target_topic_is_refused_before_anything_is_sent(
 
 
 def test_entry_too_large_for_a_message_is_refused_with_its_id(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
@@ -257,9 +254,7 @@ def test_entry_too_large_for_a_message_is_refused_with_its_id(
     result = cli(
         "replay",
         "--yes",
-        env=replay_env(
-            db_url, bootstrap, DLQCTL_KAFKA_PRODUCER_CONFIG='{"message.max.bytes": 5000}'
-        ),
+        env=cli_env(bootstrap, DLQCTL_KAFKA_PRODUCER_CONFIG='{"message.max.bytes": 5000}'),
     )
 
     assert result.exit_code == 2, result.output
@@ -272,7 +267,7 @@ def test_entry_too_large_for_a_message_is_refused_with_its_id(
 
 
 def test_dry_run_reports_per_consumer_and_topic_and_changes_nothing(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic, mapped = unique_name(), unique_name()
@@ -287,7 +282,7 @@ def test_dry_run_reports_per_consumer_and_topic_and_changes_nothing(
     )
     before = rows_by_id(conn)
     topic_map = json.dumps({"orders": mapped, "billing": mapped})
-    env = replay_env(db_url, bootstrap, DLQCTL_TOPIC_MAP=topic_map)
+    env = cli_env(bootstrap, DLQCTL_TOPIC_MAP=topic_map)
 
     as_json = cli("replay", "--dry-run", "-o", "json", env=env)
     as_table = cli("replay", "--dry-run", env=env)
@@ -313,10 +308,12 @@ def test_dry_run_reports_per_consumer_and_topic_and_changes_nothing(
     assert audit_rows(conn) == []
 
 
-def test_refused_without_yes_off_a_terminal(conn: Any, db_url: str, broker: Any, cli: Any) -> None:
+def test_refused_without_yes_off_a_terminal(
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
+) -> None:
     insert_entries(conn, [entry(source_topic="t")])
     before = rows_by_id(conn)
-    result = cli("replay", "-c", "orders", env=replay_env(db_url, broker.bootstrap_servers))
+    result = cli("replay", "-c", "orders", env=cli_env(broker.bootstrap_servers))
     assert result.exit_code == 2, result.output
     assert "--yes" in result.stderr
     assert rows_by_id(conn) == before
@@ -352,36 +349,36 @@ def test_no_bootstrap_servers_is_a_settings_error(cli: Any) -> None:
 
 
 def test_missing_topic_gets_a_note_and_is_created_by_the_cluster(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = unique_name("auto")
     (only,) = insert_entries(conn, [entry()])
-    result = cli("replay", "--topic", topic, "--yes", env=replay_env(db_url, bootstrap))
+    result = cli("replay", "--topic", topic, "--yes", env=cli_env(bootstrap))
     assert result.exit_code == 0, result.output
     assert f"topic(s) {topic} do not exist yet" in result.stderr
     assert dlq_ids_on(bootstrap, topic, 1) == [only]
 
 
 def test_nothing_selected_is_a_successful_empty_run(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
 ) -> None:
     insert_entries(conn, [entry(status="replayed")])
-    result = cli("replay", "-o", "json", "--yes", env=replay_env(db_url, broker.bootstrap_servers))
+    result = cli("replay", "-o", "json", "--yes", env=cli_env(broker.bootstrap_servers))
     assert result.exit_code == 0, result.output
     assert parse_json(result.stdout)["matched"] == 0
     assert [a["outcome"] for a in audit_rows(conn)] == ["ok"]
 
 
 def test_entries_held_by_another_transaction_are_skipped_not_failed(
-    conn: Any, db_url: str, broker: Any, cli: Any
+    conn: Any, db_url: str, broker: Any, cli: Any, cli_env: CliEnv
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(5)])
     with psycopg.connect(db_url) as holder:
         holder.execute("SELECT 1 FROM dlq WHERE dlq_id = %s FOR UPDATE", (ids[2],))
-        result = cli("replay", "--yes", "-o", "json", env=replay_env(db_url, bootstrap))
+        result = cli("replay", "--yes", "-o", "json", env=cli_env(bootstrap))
     assert result.exit_code == 0, result.output
     summary = parse_json(result.stdout)
     assert (summary["matched"], summary["succeeded"], summary["skipped"]) == (5, 4, 1)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +14,7 @@ import pytest
 from dlqctl.core.errors import DatabaseUnavailable
 from dlqctl.core.filters import EntryFilter
 from dlqctl.usecases.cleanup import PurgeRequest, purge
+from tests.cli_helpers import CliEnv, start_dlqctl
 from tests.factories import entry, insert_entries, make_settings
 from tests.fakes import TerminateAfterFirstBatch
 
@@ -37,30 +35,15 @@ def audit_rows(conn: Any) -> list[dict[str, Any]]:
     return conn.execute("SELECT * FROM dlq_actions ORDER BY id").fetchall()
 
 
-def test_sigterm_finishes_the_batch_records_it_and_exits_130(conn: Any, db_url: str) -> None:
+def test_sigterm_finishes_the_batch_records_it_and_exits_130(
+    conn: Any, db_url: str, cli_env: CliEnv
+) -> None:
     insert_entries(conn, [entry(status="replayed", failed_at=OLD) for _ in range(100)])
     # Hold the table so the first batch waits; the signal arrives while it waits.
     locker = psycopg.connect(db_url)
     locker.execute("LOCK TABLE dlq IN SHARE MODE")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dlqctl",
-            "purge",
-            "--older-than",
-            "30d",
-            "--yes",
-            "-o",
-            "json",
-            "--batch-size",
-            "10",
-        ],
-        env={**env, "DLQCTL_DATABASE_URL": db_url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_dlqctl(
+        "purge", "--older-than", "30d", "--yes", "-o", "json", "--batch-size", "10", env=cli_env()
     )
     try:
         wait_for(
@@ -88,13 +71,13 @@ def test_sigterm_finishes_the_batch_records_it_and_exits_130(conn: Any, db_url: 
 
 
 def test_a_held_table_lock_fails_the_run_instead_of_hanging(
-    cli: Any, conn: Any, db_url: str
+    cli: Any, conn: Any, db_url: str, cli_env: CliEnv
 ) -> None:
     insert_entries(conn, [entry(status="discarded", failed_at=OLD) for _ in range(5)])
     locker = psycopg.connect(db_url)
     locker.execute("LOCK TABLE dlq IN SHARE MODE")
     try:
-        r = cli("purge", "--older-than", "30d", "--yes", "-q", env={"DLQCTL_DATABASE_URL": db_url})
+        r = cli("purge", "--older-than", "30d", "--yes", "-q", env=cli_env())
     finally:
         locker.rollback()
         locker.close()

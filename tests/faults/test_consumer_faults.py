@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from dlqctl.db.migrations import migrate
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
+from tests.cli_helpers import CliEnv, start_dlqctl
 from tests.consumer_helpers import (
     RunningConsumer,
     committed_offsets,
@@ -145,38 +145,28 @@ def test_database_down_at_start_up(
 
 
 def _consume_process(
-    bootstrap: str, db_url: str, topic: str, group: str, log: Path
+    cli_env: CliEnv, bootstrap: str, topic: str, group: str, log: Path
 ) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
-    env.update(
-        DLQCTL_DATABASE_URL=db_url,
-        DLQCTL_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+    env = cli_env(
+        bootstrap,
         DLQCTL_KAFKA_CONSUMER_CONFIG=json.dumps(TEST_CONSUMER_CONFIG),
         DLQCTL_CONSUMER_COMMIT_INTERVAL="0.2",
         CONSUME_TEST_LOG=str(log),
     )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dlqctl",
-            "consume",
-            "--consumer",
-            "orders-projector",
-            "--topic",
-            topic,
-            "--group-id",
-            group,
-            "--retries",
-            "0",
-            "--handler",
-            "tests.faults.consume_handlers:record",
-        ],
-        cwd=ROOT,
+    return start_dlqctl(
+        "consume",
+        "--consumer",
+        "orders-projector",
+        "--topic",
+        topic,
+        "--group-id",
+        group,
+        "--retries",
+        "0",
+        "--handler",
+        "tests.faults.consume_handlers:record",
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        cwd=ROOT,
     )
 
 
@@ -188,7 +178,12 @@ def _logged(log: Path) -> list[int]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
-    broker: EmbeddedBroker, db_url: str, conn: Any, tmp_path: Path, sig: signal.Signals
+    broker: EmbeddedBroker,
+    db_url: str,
+    cli_env: CliEnv,
+    conn: Any,
+    tmp_path: Path,
+    sig: signal.Signals,
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap, partitions=2)
@@ -198,7 +193,7 @@ def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
     poison = {e["n"] for e in events if e["poison"]}
     log = tmp_path / "handled.log"
 
-    proc = _consume_process(bootstrap, db_url, topic, group, log)
+    proc = _consume_process(cli_env, bootstrap, topic, group, log)
     try:
         deadline = time.monotonic() + 60
         while len(_logged(log)) < 60:
