@@ -1,4 +1,5 @@
-"""Running dlqctl from a test: in-process (CliRunner), as a real process, or on a terminal."""
+"""Running dlqctl from a test: in-process (CliRunner), as a real process, or on a terminal;
+and watching the servers such a process starts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
@@ -126,3 +128,36 @@ def run_on_terminal(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def server_pids() -> set[int]:
+    """PIDs of every postgres postmaster and tansu broker on the machine."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and (
+            argv[0].endswith(b"/tansu") or (argv[0].endswith(b"/postgres") and b"-D" in argv)
+        ):
+            pids.add(int(entry.name))
+    return pids
+
+
+def wait_gone(pids: set[int], timeout: float = 20) -> set[int]:
+    """Wait until these processes are gone (zombies count as gone); those still running."""
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = {p for p in pids if Path(f"/proc/{p}").exists() and _not_zombie(p)}
+        time.sleep(0.1)
+    return pids
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -20,6 +20,7 @@ from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from dlqctl.db.migrations import migrate
+from dlqctl.embedded.demo_state import state_path
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
 from tests.cli_helpers import CliEnv, CliRun, run_cli
@@ -140,3 +141,9 @@ def cli_env(db_url: str) -> CliEnv:
         return {**env, **extra}
 
     return build
+
+
+@pytest.fixture
+def no_kept_demo() -> None:
+    """The demo tests start and stop demos of their own: none may be kept from elsewhere."""
+    assert not state_path().exists(), "a kept demo from elsewhere is running; stop it first"
