@@ -24,7 +24,6 @@ from tests.consumer_helpers import (
     RunningConsumer,
     committed_offsets,
     encode,
-    end_offsets,
     event,
     make_consumer,
 )
@@ -237,12 +236,6 @@ def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
         )
     assert set(first_run).isdisjoint(recorder.handled())
     assert len(recorder.handled()) == len(set(recorder.handled()))
-
-
-def test_end_offsets_helper_matches_the_topic(broker: EmbeddedBroker) -> None:
-    topic = create_topic(broker.bootstrap_servers, partitions=2)
-    produce(broker.bootstrap_servers, topic, [(None, b"{}", None)] * 3, partition=1)
-    assert end_offsets(broker.bootstrap_servers, topic, 3) == {1: 3}
 
 
 def test_a_slow_handler_does_not_get_the_consumer_evicted(
