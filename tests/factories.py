@@ -1,5 +1,5 @@
 """What the tests build: rows of the dlq table (filled the way its writers fill it) and the
-settings a test runs dlqctl with."""
+settings a test runs dlqctl with; and the audit log read back."""
 
 from __future__ import annotations
 
@@ -85,6 +85,11 @@ def insert_entries(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) ->
 
 def insert_many(conn: psycopg.Connection[Any], count: int, **overrides: Any) -> list[uuid.UUID]:
     return insert_entries(conn, [entry(**overrides) for _ in range(count)])
+
+
+def audit_rows(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every dlq_actions row, oldest first (``conn`` returns rows as dicts)."""
+    return conn.execute("SELECT * FROM dlq_actions ORDER BY id").fetchall()
 
 
 def make_settings(db_url: str, bootstrap: str | None = None, **overrides: Any) -> Settings:

@@ -34,12 +34,6 @@ def dlq_ids_on(bootstrap: str, topic: str, expected: int) -> list[uuid.UUID]:
     return [uuid.UUID(header(m, "dlq-id")) for m in read_topic(bootstrap, topic, expected)]
 
 
-def audit_rows(conn: Any) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT actor, action, filter, ids, counts, outcome, details FROM dlq_actions ORDER BY id"
-    ).fetchall()
-
-
 def parse_json(stdout: str) -> dict[str, Any]:
     value = json.loads(stdout)
     assert isinstance(value, dict)

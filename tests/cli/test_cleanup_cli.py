@@ -12,7 +12,7 @@ import pytest
 
 from dlqctl.embedded.process import free_port
 from tests.cli_helpers import CliEnv, run_dlqctl_process, run_on_terminal
-from tests.factories import entry, insert_entries
+from tests.factories import audit_rows, entry, insert_entries
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=45)
@@ -31,10 +31,6 @@ WRITE_KEYS = {
 
 def count(conn: Any, condition: str = "true") -> int:
     return int(conn.execute(f"SELECT count(*) AS n FROM dlq WHERE {condition}").fetchone()["n"])
-
-
-def actions(conn: Any) -> list[dict[str, Any]]:
-    return conn.execute("SELECT * FROM dlq_actions ORDER BY id").fetchall()
 
 
 def mixed(conn: Any) -> None:
@@ -58,7 +54,7 @@ def test_purge_refuses_without_yes_off_a_terminal(cli: Any, conn: Any, cli_env: 
     assert r.exit_code == 2
     assert "--yes" in r.stderr
     assert count(conn) == before
-    assert actions(conn) == []
+    assert audit_rows(conn) == []
 
 
 def test_purge_json_deletes_exactly_what_sql_counts(cli: Any, conn: Any, cli_env: CliEnv) -> None:
@@ -97,7 +93,7 @@ def test_purge_json_deletes_exactly_what_sql_counts(cli: Any, conn: Any, cli_env
     assert data["older_than"] == "30d"
     assert count(conn, condition) == 0
     assert count(conn) == others
-    [audit] = actions(conn)
+    [audit] = audit_rows(conn)
     assert (audit["action"], audit["outcome"]) == ("purge", "ok")
     assert audit["counts"]["succeeded"] == expected
     assert audit["filter"]["status"] == ["replayed", "discarded"]
@@ -120,7 +116,7 @@ def test_purge_dry_run_reports_and_writes_nothing(cli: Any, conn: Any, cli_env: 
     assert data["oldest_failed_at"] == oldest.isoformat().replace("+00:00", "Z")
     assert data["newest_failed_at"] == OLD.isoformat().replace("+00:00", "Z")
     assert conn.execute("SELECT * FROM dlq ORDER BY dlq_id").fetchall() == before
-    assert actions(conn) == []
+    assert audit_rows(conn) == []
     table = cli("purge", "--older-than", "30d", "--dry-run", env=cli_env())
     assert table.exit_code == 0, table.output
     assert "would be deleted" in table.stdout
@@ -174,7 +170,7 @@ def test_purge_quiet_prints_nothing_on_success(cli: Any, conn: Any, cli_env: Cli
     assert r.exit_code == 0, r.output
     assert (r.stdout, r.stderr) == ("", "")
     assert count(conn, "status <> 'pending' AND failed_at < now() - interval '30 days'") == 0
-    assert len(actions(conn)) == 1
+    assert len(audit_rows(conn)) == 1
 
 
 def test_purge_quiet_failure_is_one_line_and_exit_1() -> None:
@@ -318,7 +314,7 @@ def test_discard_dry_run_writes_nothing(cli: Any, conn: Any, cli_env: CliEnv) ->
     assert data["matched"] == 6
     assert data["by_consumer_status"] == [{"consumer": "payments", "status": "pending", "count": 6}]
     assert conn.execute("SELECT * FROM dlq ORDER BY dlq_id").fetchall() == before
-    assert actions(conn) == []
+    assert audit_rows(conn) == []
 
 
 # --- on a terminal -----------------------------------------------------------------------

@@ -11,10 +11,9 @@ import psycopg
 import pytest
 
 from tests.cli_helpers import CliEnv
-from tests.factories import ACTOR, BASE_TIME, entry, insert_entries
+from tests.factories import ACTOR, BASE_TIME, audit_rows, entry, insert_entries
 from tests.kafka_helpers import create_topic, read_topic, unique_name
 from tests.replay_helpers import (
-    audit_rows,
     dlq_ids_on,
     parse_json,
     rows_by_id,

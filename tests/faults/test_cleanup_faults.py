@@ -15,7 +15,7 @@ from dlqctl.core.errors import DatabaseUnavailable
 from dlqctl.core.filters import EntryFilter
 from dlqctl.usecases.cleanup import PurgeRequest, purge
 from tests.cli_helpers import CliEnv, start_dlqctl
-from tests.factories import entry, insert_entries, make_settings
+from tests.factories import audit_rows, entry, insert_entries, make_settings
 from tests.fakes import TerminateAfterFirstBatch
 
 OLD = datetime.now(UTC) - timedelta(days=60)
@@ -29,10 +29,6 @@ def wait_for(conn: Any, query: str, params: tuple[Any, ...], what: str, seconds:
             return row
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def audit_rows(conn: Any) -> list[dict[str, Any]]:
-    return conn.execute("SELECT * FROM dlq_actions ORDER BY id").fetchall()
 
 
 def test_sigterm_finishes_the_batch_records_it_and_exits_130(

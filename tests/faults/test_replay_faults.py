@@ -22,12 +22,11 @@ from dlqctl.embedded.process import free_port
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
 from tests.cli_helpers import CliEnv, run_dlqctl_process, start_dlqctl
-from tests.factories import entry, insert_entries, make_settings
+from tests.factories import audit_rows, entry, insert_entries, make_settings
 from tests.fakes import AfterFirstBatch, AtConfirm
 from tests.faults.mock_cluster import API_PRODUCE, ERR_INVALID_RECORD, MockCluster
 from tests.kafka_helpers import create_topic, unique_name
 from tests.replay_helpers import (
-    audit_rows,
     dlq_ids_on,
     parse_json,
     replayed_ids,
