@@ -57,11 +57,16 @@ def _isolated_settings(
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.getbasetemp()))
 
 
+def _start_postgres() -> EmbeddedPostgres:
+    """A new PostgreSQL server from the embedded wheel or ``DLQCTL_TEST_PG_BINDIR``."""
+    bindir = os.environ.get("DLQCTL_TEST_PG_BINDIR")
+    return EmbeddedPostgres(bindir=Path(bindir) if bindir else None).start()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[NoopExecutor]:
     """A PostgreSQL server with a migrated template database for the session."""
-    bindir = os.environ.get("DLQCTL_TEST_PG_BINDIR")
-    server = EmbeddedPostgres(bindir=Path(bindir) if bindir else None).start()
+    server = _start_postgres()
     try:
         executor = NoopExecutor(
             host="127.0.0.1", port=server.port, user="postgres", options="", dbname=TEMPLATE_BASE
@@ -106,6 +111,17 @@ def empty_db_url(pg_server: NoopExecutor) -> Iterator[str]:
         user=pg_server.user, host=pg_server.host, port=pg_server.port, dbname=name
     ):
         yield f"postgresql://{pg_server.user}@{pg_server.host}:{pg_server.port}/{name}"
+
+
+@pytest.fixture
+def own_pg() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own, migrated, that the test may stop and start."""
+    server = _start_postgres()
+    try:
+        migrate(server.dsn)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

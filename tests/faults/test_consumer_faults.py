@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from dlqctl.db.migrations import migrate
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
 from tests.cli_helpers import CliEnv, start_dlqctl
@@ -37,18 +34,6 @@ from tests.kafka_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_pg() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test's own, migrated, that the test may stop and start."""
-    bindir = os.environ.get("DLQCTL_TEST_PG_BINDIR")
-    server = EmbeddedPostgres(bindir=Path(bindir) if bindir else None).start()
-    try:
-        migrate(server.dsn)
-        yield server
-    finally:
-        server.stop()
 
 
 def _dlq_count(dsn: str) -> int:
