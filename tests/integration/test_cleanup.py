@@ -463,7 +463,7 @@ def test_purge_walk_with_ties_and_any_batch_size(
     batch_size: int,
     consumers: list[str],
 ) -> None:
-    conn.execute("TRUNCATE dlq")
+    conn.execute("TRUNCATE dlq CASCADE")  # dlq_attempts references dlq (migration 0005)
     # failed_at drawn from five instants: many ties at every batch boundary.
     insert_entries(
         conn,
