@@ -1,5 +1,5 @@
 """Every fake of the suite: stand-ins for what dlqctl reads or calls back (a Kafka message, a
-clock, event handlers, replay listeners, progress displays). Real servers are in conftest.py."""
+clock, event handlers, the listeners of batch runs). Real servers are in conftest.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import psycopg
 
-from dlqctl.core.replay import ReplayPlan, SilentListener
+from dlqctl.core.replay import ReplayPlan
+from dlqctl.core.runs import SilentListener
 from tests.factories import entry, insert_entries
 
 # Spelled out here rather than imported, so a change of the namespace fails the tests.
@@ -122,7 +123,7 @@ class Recorder:
             return sum(1 for c in self.calls if isinstance(c, dict) and c.get("n") == n)
 
 
-# --- replay listeners --------------------------------------------------------------------
+# --- listeners of batch runs (replay, discard, purge) -----------------------------------
 
 
 class BarrierListener(SilentListener):
@@ -165,34 +166,44 @@ class AtConfirm(SilentListener):
         self.action()
 
 
-# --- progress displays of discard / purge ------------------------------------------------
+class StopAfter(SilentListener):
+    """A listener that sets the run's stop event after its ``batches``-th batch."""
+
+    def __init__(self, batches: int, stop: threading.Event) -> None:
+        self.left = batches
+        self.stop = stop
+
+    def advanced(self, done: int) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.stop.set()
 
 
-class InsertOnEachBatch:
-    """A Progress that makes another connection insert rows between the purge's batches."""
+# --- listeners that act on the database during a purge ---------------------------------
+
+
+class InsertOnEachBatch(SilentListener):
+    """A listener that makes another connection insert rows between the purge's batches."""
 
     def __init__(self, db_url: str) -> None:
         self.writer = psycopg.connect(db_url, autocommit=True)
         self.inserted: list[uuid.UUID] = []
 
-    def start(self, total: int) -> None:
+    def started(self, total: int) -> None:
         self.total = total
 
-    def advance(self, done: int) -> None:
+    def advanced(self, done: int) -> None:
         rows = [entry(status="replayed", failed_at=datetime.now(UTC)) for _ in range(3)]
         self.inserted += insert_entries(self.writer, rows)
 
 
-class TerminateAfterFirstBatch:
-    """A Progress that kills the purge's own server connection after its first batch."""
+class TerminateAfterFirstBatch(SilentListener):
+    """A listener that kills the purge's own server connection after its first batch."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, done: int) -> None:
+    def advanced(self, done: int) -> None:
         self.conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE application_name = 'dlqctl purge'"

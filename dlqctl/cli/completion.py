@@ -14,21 +14,6 @@ import typer
 PROG_NAME = "dlqctl"
 COMPLETE_VAR = "_DLQCTL_COMPLETE"
 SHELLS = {"bash": "dlqctl.bash", "zsh": "_dlqctl", "fish": "dlqctl.fish"}
-COMPLETION_TIMEOUT_SECONDS = 2
-
-# A loose index scan: one index probe per distinct consumer, not a scan of the table.
-_DISTINCT_CONSUMERS = """
-WITH RECURSIVE consumers AS (
-    (SELECT consumer FROM dlq WHERE consumer >= %(prefix)s ORDER BY consumer LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.consumer FROM dlq d WHERE d.consumer > c.consumer
-            ORDER BY d.consumer LIMIT 1)
-    FROM consumers c WHERE c.consumer IS NOT NULL
-)
-SELECT consumer FROM consumers
-WHERE consumer IS NOT NULL AND left(consumer, length(%(prefix)s)) = %(prefix)s
-LIMIT 200
-"""
 
 
 def completion_script(shell: str) -> str:
@@ -41,20 +26,13 @@ def complete_consumer(ctx: typer.Context, incomplete: str) -> list[str]:
     """Consumer names from the table: fast, read-only, and silent on any error."""
     try:
         from dlqctl.core.settings import load_settings
-        from dlqctl.db.connection import connect
+        from dlqctl.usecases.completion import complete_consumers
 
         root = ctx.find_root().params
         settings = load_settings(
             {"profile": root.get("profile"), "database_url": root.get("database_url")}
         ).settings
-        conn = connect(settings.dsn, application_name="dlqctl completion")
-        try:
-            conn.execute(f"SET statement_timeout = {COMPLETION_TIMEOUT_SECONDS * 1000}")
-            conn.execute("SET default_transaction_read_only = on")
-            rows = conn.execute(_DISTINCT_CONSUMERS, {"prefix": incomplete}).fetchall()
-        finally:
-            conn.close()
-        return [r["consumer"] for r in rows]
+        return complete_consumers(settings, incomplete)
     except Exception:  # completion must never print or fail
         return []
 

@@ -7,13 +7,19 @@ prompts.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import typer
 
+from dlqctl.cli.signals import default_signals
 from dlqctl.core.errors import ConfirmationRequired, DlqctlError
 from dlqctl.core.models import MatchCount
+from dlqctl.core.runs import RunPlan
+
+PlanT = TypeVar("PlanT", bound=RunPlan)
 
 
 class Declined(DlqctlError):
@@ -59,3 +65,31 @@ def confirm_write(
         output.note(warning)
     if not typer.confirm(f"{verb.capitalize()} {total} entries?", default=False, err=True):
         raise Declined()
+
+
+def confirm_run(
+    *,
+    verb: str,
+    has_ids: bool,
+    dry_run: bool,
+    yes: bool,
+    warning: str | None = None,
+    details: Callable[[PlanT], None] | None = None,
+) -> Callable[[PlanT], None]:
+    """The ``confirm`` of a batch run's listener: off a terminal it refuses at once (before
+    anything connects) unless --yes, ids or --dry-run; on one it asks once the run has
+    counted its plan (Ctrl-C at the prompt acts at once)."""
+    confirm = functools.partial(
+        confirm_write, verb=verb, has_ids=has_ids, dry_run=dry_run, yes=yes, warning=warning
+    )
+    if not interactive():
+        confirm(count=list)
+
+    def ask(plan: PlanT) -> None:
+        with default_signals():
+            confirm(
+                count=lambda: plan.match_counts,
+                details=None if details is None else functools.partial(details, plan),
+            )
+
+    return ask

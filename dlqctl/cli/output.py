@@ -6,14 +6,13 @@ colour off when the stream is not a terminal and honours NO_COLOR.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from rich import box
 from rich.cells import cell_len, set_cell_size
@@ -37,11 +36,14 @@ from dlqctl.core.models import (
     compact_json,
     iso_utc,
 )
-from dlqctl.core.replay import ReplayPlan, ReplayReport, TopicCount
+from dlqctl.core.replay import ReplayReport, TopicCount
+from dlqctl.core.runs import RunPlan
 from dlqctl.core.timeparse import humanize_age
 
 if TYPE_CHECKING:
     from rich.progress import Progress, Task, TaskID
+
+PlanT = TypeVar("PlanT", bound=RunPlan)
 
 
 @functools.cache
@@ -469,39 +471,6 @@ def _progress_bar(description: str, *, with_rate: bool = False) -> Progress:
     return Progress(*columns, console=err(), transient=True)
 
 
-class BatchProgress:
-    """A progress bar on stderr for batched writes (use only when stderr is a terminal)."""
-
-    def __init__(self, description: str) -> None:
-        self._progress = _progress_bar(description)
-        self._description = description
-        self._task: Any = None
-
-    def start(self, total: int) -> None:
-        self._task = self._progress.add_task(self._description, total=total)
-        self._progress.start()
-
-    def advance(self, done: int) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task, done)
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-@contextlib.contextmanager
-def batch_progress(description: str, *, show: bool) -> Iterator[BatchProgress | None]:
-    """A BatchProgress while the block runs, if ``show`` and stderr is a terminal."""
-    if not show or not sys.stderr.isatty():
-        yield None
-        return
-    progress = BatchProgress(description)
-    try:
-        yield progress
-    finally:
-        progress.close()
-
-
 def render_cleanup_result(result: CleanupResult, output: str) -> None:
     """discard / purge: the dry-run breakdown and the write summary, or one JSON object."""
     if not result.audit_recorded:
@@ -555,27 +524,38 @@ def render_routes(routes: Sequence[TopicCount], *, to_stdout: bool = False) -> N
     (out() if to_stdout else err()).print(table)
 
 
-class ReplayConsole:
-    """Replay's listener on the terminal: notes, the confirmation, a progress bar on stderr
-    (count, rate, ETA; only when stderr is a terminal)."""
+class RunConsole(Generic[PlanT]):
+    """A batch run's listener on the terminal (replay, discard, purge): the confirmation,
+    notes, and a progress bar on stderr (count, (rate,) ETA; only when stderr is a terminal
+    and ``show``)."""
 
-    def __init__(self, confirm: Callable[[ReplayPlan], None]) -> None:
+    def __init__(
+        self,
+        description: str,
+        *,
+        confirm: Callable[[PlanT], None],
+        show: bool = True,
+        with_rate: bool = False,
+    ) -> None:
+        self._description = description
         self._confirm = confirm
+        self._show = show
+        self._with_rate = with_rate
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
-    def confirm(self, plan: ReplayPlan) -> None:
+    def confirm(self, plan: PlanT) -> None:
         self._confirm(plan)
 
     def started(self, total: int) -> None:
-        if total and err().is_terminal:
-            self._progress = _progress_bar("replaying", with_rate=True)
-            self._task = self._progress.add_task("replay", total=total)
+        if self._show and total and err().is_terminal:
+            self._progress = _progress_bar(self._description, with_rate=self._with_rate)
+            self._task = self._progress.add_task(self._description, total=total)
             self._progress.start()
 
-    def advanced(self, attempted: int) -> None:
+    def advanced(self, done: int) -> None:
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=attempted)
+            self._progress.update(self._task, completed=done)
 
     def note(self, message: str) -> None:
         if self._progress is not None:
@@ -588,7 +568,7 @@ class ReplayConsole:
             self._progress.stop()
             self._progress = None
 
-    def __enter__(self) -> ReplayConsole:
+    def __enter__(self) -> RunConsole[PlanT]:
         return self
 
     def __exit__(self, *exc: object) -> None:

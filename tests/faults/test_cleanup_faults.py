@@ -11,9 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from dlqctl.core.cleanup import PurgeRequest
 from dlqctl.core.errors import DatabaseUnavailable
 from dlqctl.core.filters import EntryFilter
-from dlqctl.usecases.cleanup import PurgeRequest, purge
+from dlqctl.usecases.cleanup import purge
 from tests.cli_helpers import CliEnv, start_dlqctl
 from tests.factories import audit_rows, entry, insert_entries, make_settings
 from tests.fakes import TerminateAfterFirstBatch
@@ -91,7 +92,7 @@ def test_a_lost_connection_reports_what_was_deleted_and_is_audited(conn: Any, db
     settings = make_settings(db_url, actor="cron")
     request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=10)
     with pytest.raises(DatabaseUnavailable) as failed:
-        purge(settings, request, progress=TerminateAfterFirstBatch(conn))
+        purge(settings, request, listener=TerminateAfterFirstBatch(conn))
     assert "10 entries had been deleted before the error" in failed.value.message
     assert failed.value.exit_code == 1
     assert conn.execute("SELECT count(*) AS n FROM dlq").fetchone()["n"] == 20

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.replay import ReplayOptions
+from dlqctl.core.replay import ReplayRequest
 from dlqctl.embedded.process import free_port
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
@@ -122,8 +122,7 @@ def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
         started = time.monotonic()
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
+            ReplayRequest(EntryFilter(), batch_size=10),
             listener=AfterFirstBatch(cluster.broker_down),
         )
 
@@ -155,8 +154,7 @@ def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
         started = time.monotonic()
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
+            ReplayRequest(EntryFilter(), batch_size=10),
             listener=AfterFirstBatch(broker.restart),
         )
 
@@ -247,8 +245,7 @@ def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
 
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
+            ReplayRequest(EntryFilter(), batch_size=10),
             listener=AtConfirm(cluster.broker_down),
         )
 
@@ -314,8 +311,7 @@ def test_interrupt_before_the_first_message_changes_nothing(
     with pytest.raises(Interrupted) as caught:
         replay(
             make_settings(db_url, broker.bootstrap_servers),
-            EntryFilter(),
-            ReplayOptions(),
+            ReplayRequest(EntryFilter()),
             stop=stop,
         )
     assert caught.value.exit_code == 130

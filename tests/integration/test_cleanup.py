@@ -15,14 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
+from dlqctl.core.cleanup import DiscardRequest, PurgeRequest
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
 from dlqctl.db.audit import list_actions
 from dlqctl.db.cleanup_queries import DELETE, Keyset, batch_statement
-from dlqctl.usecases.cleanup import DiscardRequest, PurgeRequest, discard, purge
+from dlqctl.usecases.cleanup import discard, purge
 from tests.factories import entry, insert_entries, make_settings
-from tests.fakes import InsertOnEachBatch
+from tests.fakes import InsertOnEachBatch, StopAfter
 
 NOW = datetime.now(UTC)
 CONSUMERS = ("orders", "payments", "billing")
@@ -380,7 +381,7 @@ def test_all_inserts_land_while_purge_runs(conn: Any, db_url: str) -> None:
     interleaved = InsertOnEachBatch(db_url)
     try:
         request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=50)
-        result = purge(make_settings(db_url), request, progress=interleaved)
+        result = purge(make_settings(db_url), request, listener=interleaved)
     finally:
         stop.set()
         thread.join(60)
@@ -396,9 +397,9 @@ def test_stop_between_batches_counts_the_rest_as_skipped(conn: Any, db_url: str)
     insert_entries(
         conn, [entry(status=s, failed_at=old) for s in ("replayed", "discarded") for _ in range(25)]
     )
-    calls = iter(range(100))
+    stop = threading.Event()
     request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=10)
-    result = purge(make_settings(db_url), request, should_stop=lambda: next(calls) >= 2)
+    result = purge(make_settings(db_url), request, listener=StopAfter(2, stop), stop=stop)
     assert result.write.outcome == "interrupted"
     assert (result.write.matched, result.write.succeeded, result.write.skipped) == (50, 20, 30)
     assert len(all_ids(conn)) == 30
@@ -463,7 +464,7 @@ def test_purge_walk_with_ties_and_any_batch_size(
     batch_size: int,
     consumers: list[str],
 ) -> None:
-    conn.execute("TRUNCATE dlq CASCADE")  # dlq_attempts references dlq (migration 0005)
+    conn.execute("TRUNCATE dlq")
     # failed_at drawn from five instants: many ties at every batch boundary.
     insert_entries(
         conn,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.replay import ReplayOptions
+from dlqctl.core.replay import ReplayRequest
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
 from tests.consumer_helpers import (
@@ -45,7 +45,7 @@ def test_stored_events_replay_byte_exact_with_key_and_headers(
     ) == 2
 
     target = create_topic(bootstrap)
-    report = replay(settings, EntryFilter(), ReplayOptions(topic=target))
+    report = replay(settings, ReplayRequest(EntryFilter(), topic=target))
     assert report.result.succeeded == 2, report
     messages = {m.key: m for m in read_topic(bootstrap, target, expected=2)}
     assert set(messages) == {b"key-raw", b"key-poison"}

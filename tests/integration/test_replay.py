@@ -9,7 +9,7 @@ import pytest
 
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
-from dlqctl.core.replay import ReplayOptions
+from dlqctl.core.replay import ReplayRequest
 from dlqctl.usecases.replay import replay
 from tests.factories import entry, insert_entries, make_settings
 from tests.fakes import BarrierListener
@@ -49,7 +49,7 @@ def test_two_concurrent_replays_publish_each_entry_exactly_once(
 
     def run() -> None:
         report = replay(
-            settings, entry_filter, ReplayOptions(batch_size=7), listener=BarrierListener(barrier)
+            settings, ReplayRequest(entry_filter, batch_size=7), listener=BarrierListener(barrier)
         )
         results.append(report.result)
 
@@ -76,7 +76,7 @@ def test_library_use_without_listener_or_stop(conn: Any, db_url: str, broker: An
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(3)])
-    report = replay(make_settings(db_url, bootstrap), EntryFilter(), ReplayOptions(rate=50))
+    report = replay(make_settings(db_url, bootstrap), ReplayRequest(EntryFilter(), rate=50))
     assert (report.exit_code, report.result.succeeded, report.error) == (0, 3, None)
     assert sorted(dlq_ids_on(bootstrap, topic, 3)) == sorted(ids)
     assert header(read_topic(bootstrap, topic, 3)[0], "dlq-consumer") == "orders"

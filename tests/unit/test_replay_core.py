@@ -11,10 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dlqctl.core.errors import UsageError
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import Status
 from dlqctl.core.replay import (
     RECORD_OVERHEAD,
     RateLimiter,
-    ReplayOptions,
+    ReplayRequest,
     compact_jsonb_text,
     list_ids,
     message_headers,
@@ -133,10 +135,26 @@ def test_topic_names_are_validated() -> None:
 
 
 def test_rate_bounds_the_batch_to_about_one_second() -> None:
-    assert ReplayOptions(batch_size=500).effective_batch_size() == 500
-    assert ReplayOptions(batch_size=500, rate=20).effective_batch_size() == 20
-    assert ReplayOptions(batch_size=500, rate=0.5).effective_batch_size() == 1
-    assert ReplayOptions(batch_size=10, rate=1000).effective_batch_size() == 10
+    def request(**kwargs: Any) -> ReplayRequest:
+        return ReplayRequest(EntryFilter(), **kwargs)
+
+    assert request(batch_size=500).effective_batch_size() == 500
+    assert request(batch_size=500, rate=20).effective_batch_size() == 20
+    assert request(batch_size=500, rate=0.5).effective_batch_size() == 1
+    assert request(batch_size=10, rate=1000).effective_batch_size() == 10
+
+
+def test_replay_selects_pending_entries_unless_statuses_are_given() -> None:
+    by_default = ReplayRequest(EntryFilter(consumers=("orders",)))
+    assert by_default.statuses == (Status.PENDING,)
+    assert by_default.selection == EntryFilter(consumers=("orders",), statuses=(Status.PENDING,))
+    chosen = ReplayRequest(EntryFilter(statuses=(Status.REPLAYED, Status.DISCARDED)))
+    assert chosen.selection.statuses == (Status.REPLAYED, Status.DISCARDED)
+
+
+def test_replay_request_refuses_an_invalid_topic() -> None:
+    with pytest.raises(UsageError, match="--topic: 'a b' is not a valid Kafka topic name"):
+        ReplayRequest(EntryFilter(), topic="a b")
 
 
 def test_list_ids_shortens_long_lists() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -53,10 +54,11 @@ def discard(
     """
 
     from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write
+    from dlqctl.cli.confirm import confirm_run
     from dlqctl.cli.signals import stop_on_signals
+    from dlqctl.core.cleanup import DiscardRequest
     from dlqctl.core.errors import EXIT_INTERRUPTED
-    from dlqctl.usecases.cleanup import DiscardRequest, count_discard
+    from dlqctl.core.runs import RunPlan
     from dlqctl.usecases.cleanup import discard as run_discard
 
     entry_filter = build_entry_filter(
@@ -70,18 +72,14 @@ def discard(
     )
     request = DiscardRequest(entry_filter=entry_filter, reason=reason, dry_run=dry_run)
     settings = app_state(ctx).settings()
-    confirm_write(
-        verb="discard",
-        has_ids=bool(entry_filter.ids),
-        dry_run=dry_run,
-        yes=yes,
-        count=lambda: count_discard(settings, request),
+    ask: Callable[[RunPlan], None] = confirm_run(
+        verb="discard", has_ids=bool(entry_filter.ids), dry_run=dry_run, yes=yes
     )
     with (
-        out.batch_progress("discarding", show=not dry_run) as progress,
         stop_on_signals() as stop,
+        out.RunConsole("discarding", confirm=ask) as console,
     ):
-        result = run_discard(settings, request, progress=progress, should_stop=stop.is_set)
+        result = run_discard(settings, request, listener=console, stop=stop)
     out.render_cleanup_result(result, output.value)
     if result.write.outcome == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)

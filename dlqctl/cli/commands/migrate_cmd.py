@@ -21,10 +21,10 @@ def migrate(
     Example: dlqctl migrate --dry-run
     """
     from dlqctl.cli import output as out
-    from dlqctl.db.migrations import migrate as run_migrations
+    from dlqctl.usecases.migrate import migrate as run_migrations
 
     settings = app_state(ctx).settings()
-    result = run_migrations(settings.dsn, dry_run=dry_run)
+    result = run_migrations(settings, dry_run=dry_run)
     if output is SummaryFormat.JSON:
         out.print_json({"applied": result.applied, "pending": result.pending})
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -85,10 +86,11 @@ def purge(
     """
 
     from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write
+    from dlqctl.cli.confirm import confirm_run
     from dlqctl.cli.signals import stop_on_signals
+    from dlqctl.core.cleanup import PurgeRequest
     from dlqctl.core.errors import EXIT_INTERRUPTED
-    from dlqctl.usecases.cleanup import PurgeRequest, count_purge
+    from dlqctl.core.runs import RunPlan
     from dlqctl.usecases.cleanup import purge as run_purge
 
     entry_filter = build_entry_filter(
@@ -107,19 +109,18 @@ def purge(
         dry_run=dry_run,
     )
     settings = app_state(ctx).settings()
-    confirm_write(
+    ask: Callable[[RunPlan], None] = confirm_run(
         verb="delete",
         has_ids=False,
         dry_run=dry_run,
         yes=yes,
-        count=lambda: count_purge(settings, request),
         warning=PENDING_WARNING if request.deletes_pending else None,
     )
     with (
-        out.batch_progress("deleting", show=not quiet and not dry_run) as progress,
         stop_on_signals() as stop,
+        out.RunConsole("deleting", confirm=ask, show=not quiet) as console,
     ):
-        result = run_purge(settings, request, progress=progress, should_stop=stop.is_set)
+        result = run_purge(settings, request, listener=console, stop=stop)
     interrupted = result.write.outcome == "interrupted"
     if quiet and output is SummaryFormat.TABLE:
         if interrupted:

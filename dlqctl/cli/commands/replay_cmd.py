@@ -78,14 +78,13 @@ def replay(
 
     Example: dlqctl replay -c orders --error "timed out" --since 2h --yes
     """
-    import functools
     import math
 
     from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write, interactive
-    from dlqctl.cli.signals import default_signals, stop_on_signals
+    from dlqctl.cli.confirm import confirm_run
+    from dlqctl.cli.signals import stop_on_signals
     from dlqctl.core.errors import EXIT_INTERRUPTED
-    from dlqctl.core.replay import ReplayOptions, ReplayPlan
+    from dlqctl.core.replay import ReplayPlan, ReplayRequest
     from dlqctl.usecases.replay import replay as run_replay
 
     entry_filter = build_entry_filter(
@@ -101,22 +100,20 @@ def replay(
         raise bad("--rate", "must be a positive number of messages per second")
     if topic is not None and not topic.strip():
         raise bad("--topic", "must not be empty")
-    confirm = functools.partial(
-        confirm_write, verb="replay", has_ids=bool(ids), dry_run=dry_run, yes=yes
-    )
-    if not interactive():
-        confirm(count=list)  # off a terminal: refuse at once unless --yes, ids or --dry-run
 
-    def ask(plan: ReplayPlan) -> None:
-        with default_signals():
-            confirm(count=lambda: plan.match_counts, details=lambda: out.render_routes(plan.routes))
+    def routes(plan: ReplayPlan) -> None:
+        out.render_routes(plan.routes)
 
-    options = ReplayOptions(
-        topic=topic, rate=rate, batch_size=batch_size, limit=limit, dry_run=dry_run
-    )
+    ask = confirm_run(verb="replay", has_ids=bool(ids), dry_run=dry_run, yes=yes, details=routes)
     settings = app_state(ctx).settings()
-    with stop_on_signals() as stop, out.ReplayConsole(confirm=ask) as console:
-        report = run_replay(settings, entry_filter, options, listener=console, stop=stop)
+    request = ReplayRequest(
+        entry_filter, topic=topic, rate=rate, batch_size=batch_size, limit=limit, dry_run=dry_run
+    )
+    with (
+        stop_on_signals() as stop,
+        out.RunConsole("replaying", confirm=ask, with_rate=True) as console,
+    ):
+        report = run_replay(settings, request, listener=console, stop=stop)
     if dry_run and output is SummaryFormat.TABLE and report.plan.routes:
         out.render_routes(report.plan.routes, to_stdout=True)
     out.render_write_result(report.result, output.value)
