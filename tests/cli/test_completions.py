@@ -13,8 +13,8 @@ import pytest
 
 from dlqctl.cli.completion import COMPLETE_VAR, SHELLS, completion_script
 from dlqctl.embedded.process import free_port
+from tests.cli_helpers import CliEnv, run_dlqctl_process
 from tests.factories import entry, insert_entries
-from tests.helpers import run_dlqctl_process
 
 COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
 
@@ -102,12 +102,12 @@ def test_zsh_and_fish_get_answers_through_the_scripts_variables(
     assert "migrate" in result.stdout
 
 
-def test_consumer_names_complete_from_the_table(conn: Any, db_url: str) -> None:
+def test_consumer_names_complete_from_the_table(conn: Any, cli_env: CliEnv) -> None:
     insert_entries(
         conn,
         [entry(consumer=name) for name in ("orders", "orders-v2", "payments", "orders")],
     )
-    env = {"DLQCTL_DATABASE_URL": db_url}
+    env = cli_env()
     assert _complete_bash("dlqctl list -c ord", env) == ["orders", "orders-v2"]
     assert _complete_bash("dlqctl replay --consumer p", env) == ["payments"]
     assert _complete_bash("dlqctl list -s re", env) == ["replayed"]

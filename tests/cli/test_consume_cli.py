@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -84,18 +82,6 @@ def test_an_unmigrated_database_exits_1_asking_for_migrate(
     assert result.exit_code == 1, result.output
     assert "dlqctl migrate" in result.stderr
     assert "Traceback" not in result.output
-
-
-def test_the_library_imports_without_the_cli() -> None:
-    code = (
-        "import sys\n"
-        "from dlqctl.kafka.consumer import DlqConsumer, PermanentError\n"
-        "from dlqctl.db.writer import DlqWriter\n"
-        "loaded = {m.split('.')[0] for m in sys.modules}\n"
-        "assert not loaded & {'typer', 'rich', 'click'}, loaded & {'typer', 'rich', 'click'}\n"
-        "assert not any(m.startswith('dlqctl.cli') for m in sys.modules)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_bad_operations_flags_exit_2(cli: Any) -> None:

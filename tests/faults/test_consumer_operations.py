@@ -23,7 +23,8 @@ from dlqctl.db.migrations import migrate
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
 from tests.consumer_helpers import encode, event
-from tests.kafka_helpers import TEST_CONSUMER_CONFIG, create_topic, produce, unique_name
+from tests.factories import TEST_CONSUMER_CONFIG
+from tests.kafka_helpers import create_topic, produce, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Zx9kQ-w8Lr2-s3cret"  # in the URL; trust authentication never asks for it

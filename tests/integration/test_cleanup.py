@@ -19,12 +19,11 @@ from dlqctl.core.cleanup import DiscardRequest, PurgeRequest
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
-from dlqctl.core.runs import SilentListener
-from dlqctl.core.settings import Settings
 from dlqctl.db.audit import list_actions
 from dlqctl.db.cleanup_queries import DELETE, Keyset, batch_statement
 from dlqctl.usecases.cleanup import discard, purge
-from tests.factories import entry, insert_entries
+from tests.factories import entry, insert_entries, make_settings
+from tests.fakes import InsertOnEachBatch, StopAfter
 
 NOW = datetime.now(UTC)
 CONSUMERS = ("orders", "payments", "billing")
@@ -35,10 +34,6 @@ ERRORS = (
 )
 AGES_DAYS = (1, 10, 29, 31, 45, 90)
 TIE_AT = NOW - timedelta(days=40)
-
-
-def make_settings(db_url: str, actor: str = "tester") -> Settings:
-    return Settings(database_url=db_url, actor=actor)  # type: ignore[arg-type]
 
 
 def dataset(conn: Any, tie_rows: int = 40) -> None:
@@ -366,21 +361,6 @@ def test_discard_leaves_a_row_another_run_replayed_meanwhile(conn: Any, db_url: 
     assert ids_where(conn, "status = 'replayed'") == {ids[0]}
 
 
-class InsertOnEachBatch(SilentListener):
-    """A listener that makes another connection insert rows between the purge's batches."""
-
-    def __init__(self, db_url: str) -> None:
-        self.writer = psycopg.connect(db_url, autocommit=True)
-        self.inserted: list[uuid.UUID] = []
-
-    def started(self, total: int) -> None:
-        self.total = total
-
-    def advanced(self, done: int) -> None:
-        rows = [entry(status="replayed", failed_at=datetime.now(UTC)) for _ in range(3)]
-        self.inserted += insert_entries(self.writer, rows)
-
-
 def test_all_inserts_land_while_purge_runs(conn: Any, db_url: str) -> None:
     old = NOW - timedelta(days=60)
     insert_entries(conn, [entry(status="discarded", failed_at=old) for _ in range(3000)])
@@ -410,19 +390,6 @@ def test_all_inserts_land_while_purge_runs(conn: Any, db_url: str) -> None:
     assert result.write.succeeded == 3000
     assert len(interleaved.inserted) == 3 * result.batches
     assert all_ids(conn) == set(threaded) | set(interleaved.inserted)
-
-
-class StopAfter(SilentListener):
-    """A listener that sets the run's stop event after its ``batches``-th batch."""
-
-    def __init__(self, batches: int, stop: threading.Event) -> None:
-        self.left = batches
-        self.stop = stop
-
-    def advanced(self, done: int) -> None:
-        self.left -= 1
-        if self.left == 0:
-            self.stop.set()
 
 
 def test_stop_between_batches_counts_the_rest_as_skipped(conn: Any, db_url: str) -> None:

@@ -10,13 +10,13 @@ from dlqctl.core.replay import ReplayRequest
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
-    consumer_settings,
     encode,
     event,
     make_consumer,
 )
+from tests.factories import make_settings
+from tests.fakes import Recorder
 from tests.kafka_helpers import create_topic, produce, read_topic
 
 
@@ -36,7 +36,7 @@ def test_stored_events_replay_byte_exact_with_key_and_headers(
             (None, encode(event(2)), None),
         ],
     )
-    settings = consumer_settings(db_url, bootstrap)
+    settings = make_settings(db_url, bootstrap)
     with RunningConsumer(make_consumer(Recorder(), settings, source)) as running:
         running.wait_for(lambda: running.consumer.stats.stored == 2, what="two stored entries")
     rows = conn.execute("SELECT dlq_id, event_raw FROM dlq ORDER BY source_offset").fetchall()

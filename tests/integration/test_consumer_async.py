@@ -14,11 +14,11 @@ from dlqctl.embedded.tansu import EmbeddedBroker
 from tests.consumer_helpers import (
     RunningConsumer,
     committed_offsets,
-    consumer_settings,
     encode,
     event,
     make_consumer,
 )
+from tests.factories import make_settings
 from tests.kafka_helpers import create_topic, produce, unique_name
 
 EVENTS = 6
@@ -50,7 +50,7 @@ def test_an_always_failing_async_handler_stores_every_event(
     topic = create_topic(bootstrap)
     group = unique_name("g")
     produce(bootstrap, topic, [(None, encode(event(n)), None) for n in range(EVENTS)])
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=(0.0,))
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=(0.0,))
 
     def stored() -> int:
         return int(conn.execute("SELECT count(*) AS n FROM dlq").fetchone()["n"])
@@ -78,7 +78,7 @@ def test_an_async_handler_runs_on_one_event_loop_of_the_consumer(
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     produce(bootstrap, topic, [(None, encode(event(n)), None) for n in range(EVENTS)])
-    settings = consumer_settings(db_url, bootstrap)
+    settings = make_settings(db_url, bootstrap)
     loops: list[asyncio.AbstractEventLoop] = []
     handled: list[int] = []
 

@@ -16,13 +16,13 @@ from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.cleanup import discard, purge
 from dlqctl.usecases.replay import replay
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
-    consumer_settings,
     encode,
     event,
     make_consumer,
 )
+from tests.factories import make_settings
+from tests.fakes import Recorder
 from tests.kafka_helpers import create_topic, produce, read_topic, unique_name
 
 CONSUMER = "orders-projector"  # make_consumer's default
@@ -34,7 +34,7 @@ def test_a_tombstone_is_stored_as_one_and_replays_as_a_null_value(
     bootstrap = broker.bootstrap_servers
     source = create_topic(bootstrap)
     produce(bootstrap, source, [(b"order-7", None, [("trace", b"t-7")])])
-    settings = consumer_settings(db_url, bootstrap)
+    settings = make_settings(db_url, bootstrap)
     recorder = Recorder()
     with RunningConsumer(make_consumer(recorder, settings, source)) as running:
         running.wait_for(lambda: running.consumer.stats.stored == 1, what="the tombstone stored")
@@ -75,7 +75,7 @@ def test_a_replayed_event_that_fails_again_links_back_to_its_entry(
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=())
     produce(bootstrap, topic, [(b"order-1", encode(event(1)), [("trace", b"t-1")])])
     group = unique_name("g")
     with RunningConsumer(make_consumer(_always_fails, settings, topic, group=group)) as running:
@@ -117,7 +117,7 @@ def test_a_discarded_entry_stays_discarded_when_a_replayed_copy_fails_again(
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic, later = create_topic(bootstrap), create_topic(bootstrap)
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=())
     group = unique_name("g")
     produce(bootstrap, topic, [(b"order-1", encode(event(1)), None)])
     with RunningConsumer(make_consumer(_always_fails, settings, topic, group=group)) as running:
@@ -153,7 +153,7 @@ def test_a_purged_entry_or_another_consumers_entry_gives_a_new_entry(
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic, billing_topic = create_topic(bootstrap), create_topic(bootstrap)
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=())
     group = unique_name("g")
     produce(bootstrap, topic, [(b"order-1", encode(event(1)), None)])
     with RunningConsumer(make_consumer(_always_fails, settings, topic, group=group)) as running:

@@ -12,14 +12,14 @@ from typing import Any
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.kafka.consumer import PermanentError
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
     committed_offsets,
-    consumer_settings,
     encode,
     event,
     make_consumer,
 )
+from tests.factories import make_settings
+from tests.fakes import Recorder
 from tests.kafka_helpers import create_topic, produce, unique_name
 
 # Long enough for a second member's join (about 4 s on tansu) to revoke and re-assign the
@@ -71,7 +71,7 @@ def test_a_revoke_during_a_retry_wait_never_commits_past_an_unstored_failure(
     topic, other = create_topic(bootstrap), create_topic(bootstrap)
     group = unique_name("g")
     # Commit on every turn of the loop: a position that moves is committed at once.
-    settings = consumer_settings(
+    settings = make_settings(
         db_url, bootstrap, consumer_retry_backoff=(RETRY_WAIT,), consumer_commit_interval=0.001
     )
     shared: dict[str, Any] = {}

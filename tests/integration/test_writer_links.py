@@ -15,7 +15,7 @@ from psycopg import sql
 
 from dlqctl.core.events import failed_event
 from dlqctl.db.writer import DlqWriter, StoredEntry
-from tests.unit.test_events import FakeMessage
+from tests.fakes import FakeMessage
 
 CONSUMER = "orders-projector"
 

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -27,39 +26,7 @@ from dlqctl.core.events import (
 )
 from dlqctl.core.fingerprint import fingerprint
 from dlqctl.core.text import one_line
-
-# Spelled out here rather than imported, so a change of the namespace fails the tests.
-NS = uuid.uuid5(uuid.NAMESPACE_URL, "dlqctl:event-id")
-
-
-@dataclass
-class FakeMessage:
-    """The parts of confluent_kafka.Message the writer reads."""
-
-    raw: bytes | None
-    topic_: str = "orders"
-    partition_: int = 2
-    offset_: int = 17
-    key_: bytes | None = b"order-1"
-    headers_: list[tuple[str, bytes | None]] | None = field(default_factory=list)
-
-    def topic(self) -> str:
-        return self.topic_
-
-    def partition(self) -> int:
-        return self.partition_
-
-    def offset(self) -> int:
-        return self.offset_
-
-    def key(self) -> bytes | None:
-        return self.key_
-
-    def value(self) -> bytes | None:
-        return self.raw
-
-    def headers(self) -> list[tuple[str, bytes | None]] | None:
-        return self.headers_
+from tests.fakes import NS, FakeMessage
 
 
 def test_namespace_is_pinned() -> None:

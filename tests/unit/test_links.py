@@ -6,7 +6,7 @@ import uuid
 
 from dlqctl.core.events import failed_event, replayed_from
 from dlqctl.core.replay import HEADER_CONSUMER, HEADER_ID, message_headers
-from tests.unit.test_events import FakeMessage
+from tests.fakes import FakeMessage
 
 ENTRY = uuid.UUID("01a22c30-7552-7a7d-9c4c-f2a91ef196ca")
 

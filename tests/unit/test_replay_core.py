@@ -27,6 +27,7 @@ from dlqctl.core.replay import (
     validate_topic_name,
     wire_size,
 )
+from tests.fakes import FakeClock
 
 
 def jsonb_style(value: Any) -> str:
@@ -168,21 +169,8 @@ def test_list_ids_shortens_long_lists() -> None:
     assert list_ids([str(i) for i in range(25)], limit=3) == "0, 1, 2 and 22 more"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_rate_limiter_spaces_messages() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=100.0)
     limiter = RateLimiter(4, wait=clock.sleep, clock=clock)
     sent_at = []
     for _ in range(9):
