@@ -10,6 +10,7 @@ import select
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,21 +131,32 @@ def run_on_terminal(
             proc.wait()
 
 
-def server_pids() -> set[int]:
-    """PIDs of every postgres postmaster and tansu broker on the machine."""
+def server_pids(marker: str) -> set[int]:
+    """PIDs of the postgres postmasters and tansu brokers started by processes that ran with
+    ``DLQCTL_TEST_RUN=marker`` in their environment (see ``demo_marker``): servers of other
+    test runs on the same machine are not counted."""
+    tag = f"DLQCTL_TEST_RUN={marker}".encode()
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if not argv or not (
+                argv[0].endswith(b"/tansu") or (argv[0].endswith(b"/postgres") and b"-D" in argv)
+            ):
+                continue
+            if tag in (entry / "environ").read_bytes().split(b"\0"):
+                pids.add(int(entry.name))
         except OSError:
             continue
-        if argv and (
-            argv[0].endswith(b"/tansu") or (argv[0].endswith(b"/postgres") and b"-D" in argv)
-        ):
-            pids.add(int(entry.name))
     return pids
+
+
+def demo_marker() -> tuple[str, dict[str, str]]:
+    """A fresh marker and the environment that puts it on every process a dlqctl run starts."""
+    marker = uuid.uuid4().hex
+    return marker, {"DLQCTL_TEST_RUN": marker}
 
 
 def wait_gone(pids: set[int], timeout: float = 20) -> set[int]:

@@ -15,14 +15,14 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dlqctl.embedded.demo_state import state_path
 from dlqctl.usecases.demo import DEMO_CONSUMER
-from tests.cli_helpers import run_dlqctl_process, server_pids, wait_gone
+from tests.cli_helpers import demo_marker, run_dlqctl_process, server_pids, wait_gone
 
 pytestmark = pytest.mark.usefixtures("no_kept_demo")
 
 
 def test_demo_runs_the_whole_loop_and_leaves_nothing_behind() -> None:
-    before = server_pids()
-    result = run_dlqctl_process("demo", timeout=120)
+    marker, env = demo_marker()
+    result = run_dlqctl_process("demo", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     # Data on stdout, narration on stderr; no colour off a terminal.
     assert DEMO_CONSUMER in result.stdout
@@ -30,12 +30,12 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_behind() -> None:
     assert "\x1b[" not in result.stdout + result.stderr
     assert "Replaying the 'unknown currency' group" in result.stderr
     assert "Traceback" not in result.stderr
-    assert wait_gone(server_pids() - before) == set()
+    assert wait_gone(server_pids(marker)) == set()
 
 
 def test_keep_then_stop(tmp_path: Path) -> None:
-    before = server_pids()
-    kept = run_dlqctl_process("demo", "--keep", timeout=120)
+    marker, marked = demo_marker()
+    kept = run_dlqctl_process("demo", "--keep", env=marked, timeout=120)
     try:
         assert kept.returncode == 0, kept.stderr
         exports = kept.stdout.splitlines()
@@ -47,7 +47,7 @@ def test_keep_then_stop(tmp_path: Path) -> None:
             name, _, value = line.removeprefix("export ").partition("=")
             (env[name],) = shlex.split(value)
         assert {"DLQCTL_DATABASE_URL", "DLQCTL_KAFKA_BOOTSTRAP_SERVERS"} <= set(env)
-        started = server_pids() - before
+        started = server_pids(marker)
         assert len(started) == 2
         # Other local users cannot walk into the kept server: TCP needs the password.
         info = conninfo_to_dict(env["DLQCTL_DATABASE_URL"])

@@ -7,21 +7,21 @@ import subprocess
 
 import pytest
 
-from tests.cli_helpers import server_pids, start_dlqctl, wait_gone
+from tests.cli_helpers import demo_marker, server_pids, start_dlqctl, wait_gone
 
 pytestmark = pytest.mark.usefixtures("no_kept_demo")
 
 
 def test_ctrl_c_stops_everything_it_started() -> None:
-    before = server_pids()
-    proc = start_dlqctl("demo", stdout=subprocess.DEVNULL)
+    marker, env = demo_marker()
+    proc = start_dlqctl("demo", env=env, stdout=subprocess.DEVNULL)
     assert proc.stderr is not None
     lines = []
     for line in proc.stderr:
         lines.append(line)
         if "Produced" in line:
             break
-    started = server_pids() - before
+    started = server_pids(marker)
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
     proc.stderr.close()
