@@ -129,10 +129,11 @@ def demo_settings(database_url: str, bootstrap_servers: str) -> Settings:
     )
 
 
-def export_lines(settings: Settings) -> list[str]:
-    """Shell lines that point dlqctl (and a DlqConsumer) in another shell at the services."""
+def export_lines(settings: Settings, *, database_url: str) -> list[str]:
+    """Shell lines that point dlqctl (and a DlqConsumer) in another shell at the services;
+    ``database_url`` carries no password (it names a passfile), so none is printed."""
     values = {
-        "DLQCTL_DATABASE_URL": settings.dsn,
+        "DLQCTL_DATABASE_URL": database_url,
         "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
         "DLQCTL_KAFKA_CONSUMER_CONFIG": json.dumps(QUICK_CONSUMER_CONFIG),
         "DLQCTL_CONSUMER_RETRY_BACKOFF": "[]",
@@ -269,19 +270,20 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
             consumer.stop()
             thread.join(30)
         if keep:
-            _record_kept(postgres, broker, settings)
-            result.exports = export_lines(settings)
+            kept_url = postgres.url_with_passfile()
+            _record_kept(postgres, broker, settings, kept_url)
+            result.exports = export_lines(settings, database_url=kept_url)
     return result
 
 
-def _record_kept(postgres: Any, broker: Any, settings: Settings) -> None:
+def _record_kept(postgres: Any, broker: Any, settings: Settings, database_url: str) -> None:
     """Write the state file `dlqctl demo --stop` reads."""
     processes = (
         KeptProcess.of("postgres", postgres.process.pid, signal.SIGINT, postgres.base_dir),
         KeptProcess.of("tansu", broker.process.pid, signal.SIGTERM, broker.base_dir),
     )
     exports = {
-        "DLQCTL_DATABASE_URL": settings.dsn,
+        "DLQCTL_DATABASE_URL": database_url,
         "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
     }
     DemoState(processes=processes, exports=exports).save()

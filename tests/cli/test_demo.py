@@ -49,12 +49,14 @@ def test_keep_then_stop(tmp_path: Path) -> None:
         assert {"DLQCTL_DATABASE_URL", "DLQCTL_KAFKA_BOOTSTRAP_SERVERS"} <= set(env)
         started = server_pids(marker)
         assert len(started) == 2
-        # Other local users cannot walk into the kept server: TCP needs the password.
+        # Other local users cannot walk into the kept server: TCP needs the password, which
+        # is in a private passfile, never in the printed lines.
         info = conninfo_to_dict(env["DLQCTL_DATABASE_URL"])
-        assert info.get("password")
-        without = {k: v for k, v in info.items() if k != "password"}
+        assert not info.get("password") and info.get("passfile")
+        assert Path(info["passfile"]).stat().st_mode & 0o077 == 0
+        without = {k: v for k, v in info.items() if k != "passfile"}
         with pytest.raises(psycopg.OperationalError, match="password"):
-            psycopg.connect(**without, connect_timeout=5).close()
+            psycopg.connect(**without, passfile="/dev/null", connect_timeout=5).close()
         # The kept services answer from "another shell".
         stats = run_dlqctl_process("stats", "-o", "json", env=env)
         assert stats.returncode == 0, stats.stderr
