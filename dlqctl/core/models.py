@@ -152,7 +152,10 @@ class WriteResult:
     ineligible: int = 0
     failures: list[tuple[UUID, str]] = field(default_factory=list)
     topics: dict[str, int] | None = None
+    # How the run ended: "ok", "failed" (exit 1) or "interrupted" (exit 130).
     outcome: str = "ok"
+    # Why it failed or stopped: the line the command ends with on stderr; None when ok.
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -164,6 +167,8 @@ class WriteResult:
             "skipped": self.skipped,
             "ineligible": self.ineligible,
             "failures": [{"dlq_id": str(i), "error": e} for i, e in self.failures],
+            "outcome": self.outcome,
+            "error": self.error,
         }
         if self.topics is not None:
             data["topics"] = dict(self.topics)
@@ -349,6 +354,9 @@ class CleanupResult:
     cutoff: datetime | None = None
     batches: int = 0
     audit_recorded: bool = True
+    # 0, or the exit code of a run that started and failed (1) or was interrupted (130);
+    # write.outcome and write.error say how and why.
+    exit_code: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The SPEC §4 write-command object plus cleanup's own fields."""

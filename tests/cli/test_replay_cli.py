@@ -85,6 +85,8 @@ def test_replay_by_filter_publishes_the_exact_messages_and_marks_them(
         "skipped": 0,
         "ineligible": 0,
         "failures": [],
+        "outcome": "ok",
+        "error": None,
         "topics": {topic: 2},
     }
     first, second = sorted(read_topic(bootstrap, topic, 2), key=lambda m: m.offset)
@@ -296,6 +298,8 @@ def test_dry_run_reports_per_consumer_and_topic_and_changes_nothing(
         "skipped": 0,
         "ineligible": 0,
         "failures": [],
+        "outcome": "ok",
+        "error": None,
         "topics": {mapped: 2, topic: 1},
     }
     assert as_table.exit_code == 0, as_table.output

@@ -118,6 +118,7 @@ def replay(
         report = run_replay(settings, request, listener=console, stop=stop)
     if dry_run and output is SummaryFormat.TABLE and report.plan.routes:
         render_routes(report.plan.routes, to_stdout=True)
+    report.result.error = report.error  # the summary says why the run failed or stopped
     render_write_result(report.result, output.value)
     interrupted = report.exit_code == EXIT_INTERRUPTED
     if interrupted and report.error:
