@@ -44,6 +44,16 @@ CREATE TRIGGER dlqctl_test_slow BEFORE UPDATE OR DELETE ON dlq
 """
 
 
+def bulk(conn: Any, count: int, consumer: str, status: str, failed_at: datetime) -> None:
+    """Rows by plain SQL (the factories' sequence, and so other tests' timestamps, stay put)."""
+    conn.execute(
+        "INSERT INTO dlq (consumer, event_id, event_payload, error_message, failed_at, status)"
+        " SELECT %s, gen_random_uuid(), '{}', 'ValueError: ' || g, %s, %s"
+        " FROM generate_series(1, %s) AS g",
+        (consumer, failed_at, status, count),
+    )
+
+
 def wait_until(condition: Callable[[], bool], proc: subprocess.Popen[str], what: str) -> None:
     deadline = time.monotonic() + GUARD
     while not condition():
@@ -99,9 +109,8 @@ def test_database_killed_mid_discard_prints_the_summary_with_its_reason(
 ) -> None:
     with psycopg.connect(slow_pg.dsn, autocommit=True) as conn:
         # One full batch (1000) that goes through, then a batch that sleeps on 'slow' rows.
-        insert_entries(conn, [entry(failed_at=OLD) for _ in range(1000)])
-        later = OLD + timedelta(days=1)
-        insert_entries(conn, [entry(consumer="slow", failed_at=later) for _ in range(5)])
+        bulk(conn, 1000, "orders", "pending", OLD)
+        bulk(conn, 5, "slow", "pending", OLD + timedelta(days=1))
     env = {"DLQCTL_DATABASE_URL": slow_pg.dsn, "DLQCTL_ACTOR": ACTOR}
     args = [
         "discard",
@@ -137,11 +146,8 @@ def test_database_killed_mid_purge_prints_the_summary_with_its_reason(
     slow_pg: EmbeddedPostgres,
 ) -> None:
     with psycopg.connect(slow_pg.dsn, autocommit=True) as conn:
-        insert_entries(conn, [entry(status="replayed", failed_at=OLD) for _ in range(30)])
-        later = OLD + timedelta(days=1)
-        insert_entries(
-            conn, [entry(status="replayed", consumer="slow", failed_at=later) for _ in range(20)]
-        )
+        bulk(conn, 30, "orders", "replayed", OLD)
+        bulk(conn, 20, "slow", "replayed", OLD + timedelta(days=1))
     env = {"DLQCTL_DATABASE_URL": slow_pg.dsn, "DLQCTL_ACTOR": ACTOR}
     args = ["purge", "--older-than", "30d", "--batch-size", "10", "--yes", "-o", "json"]
     proc = start_dlqctl(*args, env=env)
