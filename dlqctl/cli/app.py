@@ -179,8 +179,8 @@ def _argument_problem(argv: Sequence[str]) -> str | None:
         option, equals, _ = argument.partition("=")
         if argument.startswith("--") and equals:
             what = f"the value of {_shown(option)}"
-        elif i > 0 and argv[i - 1].startswith("-") and not argument.startswith("-"):
-            what = f"the value of {_shown(argv[i - 1])}"
+        elif i > 0 and argv[i - 1].startswith("-") and "=" not in argv[i - 1]:
+            what = f"argument {i + 1} (after {_shown(argv[i - 1])})"
         else:
             what = f"argument {i + 1}"
         return f"{what} {problem}: '{_shown(argument)}' (dlqctl takes text arguments only)"
@@ -226,11 +226,14 @@ def _show_usage_error(exc: typer.TyperException) -> None:
     errors; the ``show`` that prints them lives on its subclasses in Typer's private
     modules, so it is looked up rather than imported.
     """
+    message = one_line(exc.format_message(), limit=MAX_ERROR_LINE)
+    # One line, whatever the error (a choice list, a value with a newline in it).
+    setattr(exc, "format_message", lambda: message)  # noqa: B010 (a bound method's stand-in)
     show = getattr(exc, "show", None)
     if callable(show):
         show()
     else:
-        _error_line(exc.format_message())
+        _error_line(message)
 
 
 app = typer.Typer(

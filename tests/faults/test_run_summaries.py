@@ -1,7 +1,7 @@
 """A write command whose run started prints its summary with ``-o json`` also when it fails:
 ``outcome`` says how it ended and ``error`` repeats the stderr line, so a runbook's
-``jq .failed`` / ``jq .outcome`` read the run, not an empty file (docs/replay.md,
-docs/cleanup.md). Errors before a run starts print nothing on stdout.
+``jq .failed`` / ``jq .outcome`` read the run, not an empty file (docs/operations.md).
+Errors before a run starts print nothing on stdout.
 """
 
 from __future__ import annotations
