@@ -40,6 +40,12 @@ _PIECE_SEPARATORS = re.compile(r"[\s'\"\\/:@?#&=%]+")
 # The start of the next key=value pair after an unquoted value (libpq ends the value at
 # whitespace; a value with a space in it was meant to go on).
 _NEXT_KEYWORD = re.compile(r"\s+[A-Za-z_]+\s*=")
+# Pieces of a secret value that are its structure, not its secret: a PEM's armour, a URL's
+# scheme (masking "https" in every line would garble them, and reveal nothing).
+_STRUCTURAL_PIECES = frozenset(
+    {"http", "https", "-----begin", "-----end", "private", "public", "key-----"}
+    | {"certificate-----", "encrypted", "rsa", "true", "false", "null"}
+)
 _PARAMETER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -246,6 +252,7 @@ def secret_fragments(secret: str) -> set[str]:
     for form in forms:
         parts.update(_WORD_SEPARATORS.split(form))
         parts.update(_PIECE_SEPARATORS.split(form))
+    parts = {p for p in parts if p.lower() not in _STRUCTURAL_PIECES}
     return {f for f in forms | parts if len(f) >= MIN_SECRET_LENGTH}
 
 

@@ -183,3 +183,11 @@ def test_pieces_and_escaped_forms_are_masked() -> None:
     )
     assert scrub('{"msg": "Zx9/kQ\\"w8Lr2"}') == f'{{"msg": "{MASK}"}}'
     assert scrub("'Zx9/kQ\"w8Lr2'") == f"'{MASK}'"
+
+
+def test_the_structure_of_a_secret_value_is_not_masked_alone() -> None:
+    scrub = Scrubber(["https://idp.example/t0ken-Qw9z", "-----BEGIN PRIVATE KEY-----\nMIIEv9\n"])
+    assert scrub("fetching https://other.example/x") == "fetching https://other.example/x"
+    assert scrub("not a PRIVATE KEY") == "not a PRIVATE KEY"
+    assert scrub("token at https://idp.example/t0ken-Qw9z") == f"token at {MASK}"
+    assert scrub("pem MIIEv9 leaked") == f"pem {MASK} leaked"
