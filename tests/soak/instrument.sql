@@ -49,6 +49,7 @@ CREATE TRIGGER soak_log_dlq AFTER INSERT OR UPDATE OR DELETE ON dlq
 
 CREATE TABLE soak_attempts_deleted (
     at                timestamptz NOT NULL DEFAULT clock_timestamp(),
+    failed_at         timestamptz NOT NULL,
     dlq_id            uuid NOT NULL,
     source_topic      text,
     source_partition  integer,
@@ -57,8 +58,10 @@ CREATE TABLE soak_attempts_deleted (
 
 CREATE FUNCTION soak_log_attempt_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO soak_attempts_deleted (dlq_id, source_topic, source_partition, source_offset)
-    VALUES (OLD.dlq_id, OLD.source_topic, OLD.source_partition, OLD.source_offset);
+    INSERT INTO soak_attempts_deleted (failed_at, dlq_id, source_topic, source_partition,
+                                       source_offset)
+    VALUES (OLD.failed_at, OLD.dlq_id, OLD.source_topic, OLD.source_partition,
+            OLD.source_offset);
     RETURN OLD;
 END
 $$;

@@ -113,15 +113,25 @@ class StatusChange:
     at: float
 
 
-@dataclass
-class SampleResult:
-    """Committed offsets sampled while the soak ran, checked against the table right then."""
+@dataclass(frozen=True)
+class Sample:
+    """The consumer group's committed offsets (partition -> offset) as read at ``at``: the
+    moment the answer arrived, so every commit it shows happened before."""
 
-    samples: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)  # why a sample could not be taken
-    checked_now: int = 0  # failing messages below a committed offset, checked right then
-    checked_late: int = 0  # ... checked at a later sample (the witness had not read them yet)
-    violations: list[str] = field(default_factory=list)
+    at: float
+    epoch: int
+    committed: dict[int, int]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A dlq_attempts row ever recorded (``failed_at``: the moment of its statement)."""
+
+    dlq_id: str
+    source_topic: str | None
+    source_partition: int | None
+    source_offset: int | None
+    failed_at: float
 
 
 @dataclass(frozen=True)
@@ -144,9 +154,13 @@ class Record:
     outages: list[PgOutage]
     entries: list[EntryRow]
     changes: list[StatusChange]
-    sample: SampleResult
+    samples: list[Sample]
+    attempts: list[Attempt]
+    fixes: dict[str, float]  # failing kind -> when its fix was deployed
+    witness_ends: dict[tuple[int, int], int]  # (epoch, partition) -> offset after the last read
     processes_left: list[ProcessLeft]
     consumer_exit: int | None
+    samples_skipped: Counter[str] = field(default_factory=Counter)
     witness_final_ok: bool = True
 
 
@@ -346,10 +360,16 @@ def check_replayed_on_topic(record: Record) -> Check:
     notes = [] if record.witness_final_ok else ["the witness did not catch up at the end"]
     if not record.witness_final_ok:
         problems.append("the witness did not read the topics to their end after the run")
+    keys = (
+        "marks",
+        "message read by the witness",
+        "lost by the broker restart (acknowledged, wiped before it was read)",
+        "entries published again (at-least-once: a killed or failed run)",
+    )
     return Check(
         2,
         "no entry marked replayed without its message on the topic",
-        dict(counts) | {"problems": len(problems)},
+        {k: counts[k] for k in keys} | {"problems": len(problems)},
         problems,
         notes,
     )
@@ -379,20 +399,99 @@ def check_no_pending_purged(record: Record) -> Check:
 # -- 4. the consumer's committed offsets never pass an unstored failure ----------------------
 
 
+def failing_before(kind: str | None, fixes: dict[str, float], at: float) -> bool:
+    """Whether the handler certainly failed an event of ``kind`` that it handled before
+    ``at``."""
+    if kind == "fail":
+        return True
+    if kind in FAILING_KINDS:
+        fixed = fixes.get(kind)
+        return fixed is None or fixed > at
+    return False
+
+
 def check_commits(record: Record) -> Check:
-    s = record.sample
-    counts = {
-        "samples": s.samples,
-        "samples skipped (a server was down)": sum(s.skipped.values()),
-        "failing messages below a committed offset, checked right then": s.checked_now,
-        "checked at a later sample": s.checked_late,
-        "unstored": len(s.violations),
-    }
-    problems = list(s.violations)
-    if s.samples == 0:
+    """Each failing message of the input topic must be stored (an entry, or an attempt of the
+    entry it replays) before the first sample whose committed offset passed it."""
+    stored_at: dict[tuple[int, int], float] = {}
+    for entry in record.entries:
+        if entry.source_topic == record.input_topic and entry.source_offset is not None:
+            key = (entry.source_partition or 0, entry.source_offset)
+            stored_at[key] = min(stored_at.get(key, entry.inserted_at), entry.inserted_at)
+    for attempt in record.attempts:
+        if attempt.source_topic == record.input_topic and attempt.source_offset is not None:
+            key = (attempt.source_partition or 0, attempt.source_offset)
+            stored_at[key] = min(stored_at.get(key, attempt.failed_at), attempt.failed_at)
+    passed_at: dict[tuple[int, int], list[tuple[int, float]]] = defaultdict(list)
+    for sample in sorted(record.samples, key=lambda s: s.at):
+        for partition, offset in sample.committed.items():
+            passed_at[(sample.epoch, partition)].append((offset, sample.at))
+    counts: Counter[str] = Counter()
+    problems: list[str] = []
+    for msg in record.witnessed:
+        if msg.topic != record.input_topic:
+            continue
+        # The first sample whose committed offset is past the message.
+        first = next(
+            (
+                at
+                for offset, at in passed_at.get((msg.epoch, msg.partition), [])
+                if offset > msg.offset
+            ),
+            None,
+        )
+        if first is None or not failing_before(msg.kind, record.fixes, first):
+            continue
+        counts["failing messages below a committed offset"] += 1
+        stored = stored_at.get((msg.partition, msg.offset))
+        if stored is not None and stored < first:
+            counts["stored before the commit was seen"] += 1
+            continue
+        what = f"a replay of entry {msg.dlq_id}" if msg.dlq_id else "the original"
+        when = "never" if stored is None else f"only at {stored:.3f}"
+        problems.append(
+            f"UNSTORED BELOW A COMMIT: {record.input_topic}[{msg.partition}]@{msg.offset} (event"
+            f" {msg.event_id}, {msg.kind}, {what}) was below a committed offset sampled at"
+            f" {first:.3f}; stored {when}"
+        )
+    # Offsets below a commit the witness never read: wiped by a restart first (a cluster
+    # that was killed) or a witness that fell behind (the last one: a failure).
+    highest: dict[tuple[int, int], int] = {}
+    for sample in record.samples:
+        for partition, offset in sample.committed.items():
+            key = (sample.epoch, partition)
+            highest[key] = max(highest.get(key, 0), offset)
+    for (epoch, partition), offset in sorted(highest.items()):
+        unread = offset - record.witness_ends.get((epoch, partition), 0)
+        if unread <= 0:
+            continue
+        if epoch < record.final_epoch:
+            counts["offsets below a commit, wiped before the witness read them"] += unread
+        else:
+            problems.append(
+                f"the witness never read {record.input_topic}[{partition}] up to the committed"
+                f" offset {offset}"
+            )
+    if not record.samples:
         problems.append("no committed offsets were sampled")
+    title = "the consumer's committed offsets never pass an unstored failure"
+    notes = [f"samples skipped: {dict(record.samples_skipped)}"] if record.samples_skipped else []
     return Check(
-        4, "the consumer's committed offsets never pass an unstored failure", counts, problems
+        4,
+        title,
+        {
+            "samples": len(record.samples),
+            "failing messages below a committed offset": counts[
+                "failing messages below a committed offset"
+            ],
+            "stored before the commit was seen": counts["stored before the commit was seen"],
+            "offsets below a commit, wiped before the witness read them": counts[
+                "offsets below a commit, wiped before the witness read them"
+            ],
+            "problems": len(problems),
+        },
+        problems,
+        notes,
     )
 
 

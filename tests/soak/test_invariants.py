@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tests.soak.invariants import (
+    Attempt,
     BrokerKill,
     EntryRow,
     HandlerCall,
@@ -12,7 +13,7 @@ from tests.soak.invariants import (
     ProcessLeft,
     Produced,
     Record,
-    SampleResult,
+    Sample,
     StatusChange,
     Witnessed,
     evaluate,
@@ -23,7 +24,7 @@ OK_EVENT, FAILED, REPLAYED = "e-ok", "e-fail", "e-replayed"
 
 
 def _entry(dlq_id: str, event_id: str, offset: int, **more: object) -> EntryRow:
-    row = EntryRow(dlq_id, C, event_id, T, 0, offset, None, None, inserted_at=20.0)
+    row = EntryRow(dlq_id, C, event_id, T, 0, offset, None, None, inserted_at=12.5)
     return replace(row, **more)  # type: ignore[arg-type]
 
 
@@ -46,12 +47,20 @@ def _record(**changes: object) -> Record:
             HandlerCall(12.1, REPLAYED, False),
             HandlerCall(40.0, REPLAYED, True),
         ],
-        witnessed=[Witnessed(0, T, 0, 103, REPLAYED, "until-A", "d-2", 1, 31.0)],
+        witnessed=[
+            Witnessed(0, T, 0, 100, OK_EVENT, "ok", None, None, 9.0),
+            Witnessed(0, T, 0, 101, FAILED, "fail", None, None, 9.0),
+            Witnessed(0, T, 0, 102, REPLAYED, "until-A", None, None, 9.0),
+            Witnessed(0, T, 0, 103, REPLAYED, "until-A", "d-2", 1, 31.0),
+        ],
         kills=[],
         outages=[],
         entries=[_entry("d-1", FAILED, 101, status="pending"), _entry("d-2", REPLAYED, 102)],
         changes=[StatusChange("d-2", "pending", "replayed", 1, 30.0)],
-        sample=SampleResult(samples=5, checked_now=3),
+        samples=[Sample(15.0, 0, {0: 103}), Sample(41.0, 0, {0: 104})],
+        attempts=[],
+        fixes={"until-A": 35.0},
+        witness_ends={(0, 0): 104},
         processes_left=[],
         consumer_exit=0,
     )
@@ -152,12 +161,34 @@ def test_a_purged_pending_entry_fails() -> None:
     assert problem.startswith("PENDING PURGED: entry d-1")
 
 
-def test_an_unstored_failure_below_a_commit_fails_and_so_does_no_sample() -> None:
-    violation = f"UNSTORED BELOW A COMMIT: {T}[0]@101 ..."
-    assert _failed(_record(sample=SampleResult(samples=3, violations=[violation])))[4] == [
-        violation
-    ]
-    assert _failed(_record(sample=SampleResult()))[4] == ["no committed offsets were sampled"]
+def test_a_failure_stored_only_after_a_commit_passed_it_fails() -> None:
+    checks = {c.number: c for c in evaluate(_record())}
+    assert checks[4].counts["failing messages below a committed offset"] == 2  # 101, 102
+    assert checks[4].counts["stored before the commit was seen"] == 2
+
+    record = _record()
+    record.entries[0] = replace(record.entries[0], inserted_at=16.0)
+    [problem] = _failed(record)[4]
+    assert problem.startswith(f"UNSTORED BELOW A COMMIT: {T}[0]@101 (event {FAILED}, fail,")
+    assert "sampled at 15.000; stored only at 16.000" in problem
+
+
+def test_a_replayed_message_below_a_commit_needs_its_attempt() -> None:
+    record = _record()
+    record.witnessed.append(Witnessed(0, T, 0, 104, FAILED, "fail", "d-1", 1, 44.0))
+    record.samples.append(Sample(50.0, 0, {0: 105}))
+    record.witness_ends = {(0, 0): 105}
+    [problem] = _failed(record)[4]
+    assert "@104" in problem and "a replay of entry d-1" in problem and "stored never" in problem
+
+    record.attempts = [Attempt("d-1", T, 0, 104, 45.0)]
+    assert 4 not in _failed(record)
+
+
+def test_a_commit_past_what_the_witness_read_or_no_sample_fails() -> None:
+    [problem] = _failed(_record(witness_ends={(0, 0): 102}))[4]
+    assert problem.startswith(f"the witness never read {T}[0] up to the committed offset 104")
+    assert _failed(_record(samples=[]))[4] == ["no committed offsets were sampled"]
 
 
 def test_a_process_left_behind_or_a_consumer_that_did_not_stop_cleanly_fails() -> None:
