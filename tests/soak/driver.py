@@ -576,73 +576,46 @@ class Soak:
     # -- dlqctl write commands --------------------------------------------------------
 
     def _command(self, kind: str) -> list[str]:
+        """The dlqctl command line of each kind of run."""
         rate = str(self.config.replay_rate)
-        common = ["--yes", "-o", "json"]
-        return {
-            "replay": [
-                "replay",
-                "-c",
-                CONSUMER,
-                "--rate",
-                rate,
-                "--limit",
-                "60",
-                "--batch-size",
-                "20",
-                *common,
-            ],
+        replay = ["replay", "-c", CONSUMER, "--yes", "-o", "json"]
+        commands = {
+            # Into the consumer's input topic (the topic each entry came from): failures
+            # link back, fixed ones are handled.
+            "replay": [*replay, "--rate", rate, "--limit", "60", "--batch-size", "20"],
+            # Batches of one cannot straddle a broker kill: their marks come right after
+            # the acknowledgement (see invariants.at_risk).
+            "replay-one": [*replay, "--rate", rate, "--limit", "40", "--batch-size", "1"],
+            # Into a topic nobody consumes but the witness.
             "replay-sink": [
-                "replay",
-                "-c",
-                CONSUMER,
-                "--error",
-                "soak until-B",
-                "--topic",
-                SINK,
-                "--rate",
-                rate,
-                "--limit",
-                "30",
-                *common,
+                *replay,
+                *("--error", "soak until-B", "--topic", SINK, "--rate", rate),
+                *("--limit", "30", "--batch-size", "1"),
             ],
-            "replay-slow": [
-                "replay",
-                "-c",
-                CONSUMER,
-                "--rate",
-                "4",
-                "--batch-size",
-                "8",
-                "--limit",
-                "200",
-                *common,
-            ],
+            # Killed mid-run by the chaos; publishing while the broker is killed.
+            "replay-slow": [*replay, "--rate", "4", "--batch-size", "8", "--limit", "200"],
+            "replay-one-slow": [*replay, "--rate", "5", "--batch-size", "1", "--limit", "100"],
             "discard": [
-                "discard",
-                "-c",
-                CONSUMER,
-                "--error",
-                "soak fail event",
-                "--until",
-                "12s",
-                "--reason",
-                "soak: permanent failure",
-                *common,
+                *("discard", "-c", CONSUMER, "--error", "soak fail event", "--until", "12s"),
+                *("--reason", "soak: permanent failure", "--yes", "-o", "json"),
             ],
-            "purge": ["purge", "--older-than", "8s", "--batch-size", "50", *common],
-        }[kind]
+            "purge": ["purge", "--older-than", "8s", "--batch-size", "50", "--yes", "-o", "json"],
+        }
+        return commands[kind]
 
     def _launch(self, kind: str) -> Run:
         n = len(self.runs)
         out, err = self.work / f"run-{n:04d}-{kind}.out", self.work / f"run-{n:04d}-{kind}.err"
         argv = [sys.executable, "-m", "dlqctl", *self._command(kind)]
-        app_name = f"soak-{kind}-{n}"  # its sessions in pg_stat_activity
+        app_name = f"soak-{kind}-{n}"  # its sessions in pg_stat_activity, its marks' actor
         with open(out, "wb") as stdout, open(err, "wb") as stderr:
             proc = subprocess.Popen(
                 argv,
                 cwd=ROOT,
                 env=self._dlqctl_env(
-                    DLQCTL_KAFKA_DELIVERY_TIMEOUT=str(DELIVERY_TIMEOUT), PGAPPNAME=app_name
+                    DLQCTL_KAFKA_DELIVERY_TIMEOUT=str(DELIVERY_TIMEOUT),
+                    PGAPPNAME=app_name,
+                    DLQCTL_ACTOR=app_name,
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
@@ -668,9 +641,11 @@ class Soak:
         return alive
 
     def _ops_loop(self) -> None:
-        cycle = itertools.cycle(["replay", "purge", "replay", "discard", "replay", "replay-sink"])
+        cycle = itertools.cycle(
+            ["replay", "purge", "replay-one", "discard", "replay", "replay-sink", "replay-one"]
+        )
         action = next(cycle)
-        while not self.stop_ops.wait(0.7):
+        while not self.stop_ops.wait(0.5):
             running = self._running()
             if len(running) >= 3:
                 continue
@@ -761,14 +736,17 @@ class Soak:
         self.outages.append(PgOutage("kill" if kill else "fast", down, time.time()))
         self.faults["PostgreSQL SIGKILL" if kill else "PostgreSQL fast shutdown"] += 1
 
-    def _kill_replay(self) -> None:
-        """SIGKILL a slow replay once it holds a claimed batch (its transaction has locked
-        rows) and has had time to publish part of it."""
-        if not self.broker_ready.wait(GUARD):
-            raise SoakError("the broker did not come back")
-        run = self._launch("replay-slow")
+    def _launch_mid_run(self, kind: str) -> Run:
+        """Launch a slow replay and return once it holds a claimed batch (its transaction
+        has locked rows), with some pending entries to claim first."""
         deadline = time.monotonic() + 60
         with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT count(*) FROM dlq WHERE status = 'pending'").fetchone()
+                if row and row[0] >= 10:
+                    break
+                time.sleep(0.2)
+            run = self._launch(kind)
             while run.proc.poll() is None and time.monotonic() < deadline:
                 row = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity"
@@ -777,7 +755,14 @@ class Soak:
                 ).fetchone()
                 if row and row[0]:
                     break
-                time.sleep(0.1)
+                time.sleep(0.05)
+        return run
+
+    def _kill_replay(self) -> None:
+        """SIGKILL a slow replay in the middle of a claimed batch."""
+        if not self.broker_ready.wait(GUARD):
+            raise SoakError("the broker did not come back")
+        run = self._launch_mid_run("replay-slow")
         time.sleep(1.0 + self.rng.random())  # --rate 4: a few of the batch are published
         if run.proc.poll() is None:
             run.killed = True
@@ -788,7 +773,10 @@ class Soak:
             self.faults["replay to kill had already ended"] += 1
 
     def _restart_broker(self) -> None:
+        """SIGKILL tansu while a replay publishes, and start an empty one on the same port."""
         assert self.broker is not None
+        publishing = self._launch_mid_run("replay-one-slow")
+        time.sleep(0.5)
         ends = self._barrier()
         caught_up_at: float | None = time.time()
         deadline = time.monotonic() + 10
@@ -827,6 +815,8 @@ class Soak:
             BrokerKill(old, caught_up_at, killed_at, restarted_at, self.s.epoch_started[old])
         )
         self.faults["tansu SIGKILL + restart"] += 1
+        if publishing.ended is not None and publishing.ended > killed_at:
+            self.faults["tansu SIGKILL while a replay was publishing"] += 1
         if caught_up_at is None:
             self.faults["witness behind at a broker kill"] += 1
         self.producer_paused.clear()
@@ -925,6 +915,9 @@ class Soak:
                 consumer_exit=self.consumer_exit,
                 samples_skipped=self.skipped,
                 witness_final_ok=witness_ok,
+                single_batches={
+                    r.app_name for r in self.runs if "--batch-size 1" in " ".join(r.argv)
+                },
             )
 
     def _join(self, *names: str) -> None:
@@ -946,7 +939,8 @@ class Soak:
             log = conn.execute(
                 "SELECT op, dlq_id::text, consumer, event_id::text, source_topic,"
                 " source_partition, source_offset, event_headers, old_status, new_status,"
-                " new_retry_count, extract(epoch FROM at)::float8 FROM soak_dlq_log ORDER BY id"
+                " new_retry_count, extract(epoch FROM at)::float8, changed_by"
+                " FROM soak_dlq_log ORDER BY id"
             ).fetchall()
             status_now = dict(conn.execute("SELECT dlq_id::text, status FROM dlq").fetchall())
             attempts = [
@@ -962,20 +956,9 @@ class Soak:
         inserted: dict[str, dict[str, Any]] = {}
         deleted: dict[str, tuple[float, str]] = {}
         changes: list[StatusChange] = []
-        for (
-            op,
-            dlq_id,
-            consumer,
-            event_id,
-            topic,
-            part,
-            offset,
-            headers,
-            old,
-            new,
-            retry,
-            at,
-        ) in log:
+        for row in log:
+            op, dlq_id, consumer, event_id, topic, part, offset, headers, old, new, retry = row[:11]
+            at, by = row[11:]
             if op == "insert":
                 header = _headers(headers)
                 inserted[dlq_id] = {
@@ -992,7 +975,7 @@ class Soak:
             elif op == "delete":
                 deleted[dlq_id] = (at, old)
             else:
-                changes.append(StatusChange(dlq_id, old, new, retry, at))
+                changes.append(StatusChange(dlq_id, old, new, retry, at, by))
         entries = [
             EntryRow(
                 **row,

@@ -16,7 +16,8 @@ CREATE TABLE soak_dlq_log (
     event_headers     jsonb,
     old_status        text,
     new_status        text,
-    new_retry_count   integer
+    new_retry_count   integer,
+    changed_by        text
 );
 
 CREATE FUNCTION soak_log_dlq() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -32,8 +33,10 @@ BEGIN
     ELSIF TG_OP = 'UPDATE' THEN
         IF NEW.status IS DISTINCT FROM OLD.status
            OR NEW.retry_count IS DISTINCT FROM OLD.retry_count THEN
-            INSERT INTO soak_dlq_log (op, dlq_id, old_status, new_status, new_retry_count)
-            VALUES ('update', NEW.dlq_id, OLD.status, NEW.status, NEW.retry_count);
+            INSERT INTO soak_dlq_log (op, dlq_id, old_status, new_status, new_retry_count,
+                                      changed_by)
+            VALUES ('update', NEW.dlq_id, OLD.status, NEW.status, NEW.retry_count,
+                    NEW.status_changed_by);
         END IF;
         RETURN NEW;
     ELSE

@@ -25,6 +25,8 @@ KINDS = ("ok", *FAILING_KINDS)
 STORE_GRACE = 5.0
 # After PostgreSQL is back, the consumer's next write attempt comes within its backoff cap.
 PG_BACKOFF_GRACE = 6.0
+# A run with batches of one marks an entry this soon after its acknowledgement (generous).
+SINGLE_MARK_GRACE = 2.0
 # How many ids a failed check lists (the rest are counted).
 SHOW = 20
 
@@ -111,6 +113,7 @@ class StatusChange:
     new_status: str
     retry_count: int
     at: float
+    by: str | None = None  # status_changed_by: the run's actor
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class Record:
     consumer_exit: int | None
     samples_skipped: Counter[str] = field(default_factory=Counter)
     witness_final_ok: bool = True
+    single_batches: set[str] = field(default_factory=set)  # actors of --batch-size 1 runs
 
 
 @dataclass
@@ -319,16 +323,19 @@ def check_stored_once(record: Record) -> Check:
 # -- 2. no entry marked replayed without its message on the topic ---------------------------
 
 
-def at_risk(at: float, kills: Sequence[BrokerKill]) -> BrokerKill | None:
+def at_risk(at: float, kills: Sequence[BrokerKill], *, single: bool = False) -> BrokerKill | None:
     """The broker restart that may have wiped a message acknowledged for a mark at ``at``.
 
-    Before each kill the witness caught up with everything acknowledged so far; a message
-    acknowledged after that and before the kill can be lost, and its mark can come until
-    the replays running at the kill have ended (the restart waits for them).
+    Before each kill the witness caught up with everything acknowledged so far, so only a
+    message acknowledged after that and before the kill can be lost. A run whose batch
+    straddles the kill marks its acknowledged entries only when the rest of the batch has
+    failed (its delivery timeout, up to the restart); a run with batches of one
+    (``single``) marks right after the acknowledgement, within ``SINGLE_MARK_GRACE``.
     """
     for kill in kills:
         since = kill.caught_up_at if kill.caught_up_at is not None else kill.started_at
-        if since < at <= kill.restarted_at:
+        until = kill.killed_at + SINGLE_MARK_GRACE if single else kill.restarted_at
+        if since < at <= until:
             return kill
     return None
 
@@ -345,7 +352,7 @@ def check_replayed_on_topic(record: Record) -> Check:
         marked.add((change.dlq_id, change.retry_count))
         if (change.dlq_id, change.retry_count) in seen:
             counts["message read by the witness"] += 1
-        elif at_risk(change.at, record.kills) is not None:
+        elif at_risk(change.at, record.kills, single=change.by in record.single_batches):
             counts["lost by the broker restart (acknowledged, wiped before it was read)"] += 1
         else:
             problems.append(
