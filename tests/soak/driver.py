@@ -75,7 +75,7 @@ SINK = "soak.sink"
 PARTITIONS = 4  # what tansu gives a topic it creates on first use
 MARKER = "SOAK_RUN"  # on every process the soak starts, to find any left behind
 QUIET = {"log_level": 0}  # librdkafka's connection-refused lines, while a server is down
-DELIVERY_TIMEOUT = 5  # replay's DLQCTL_KAFKA_DELIVERY_TIMEOUT
+DELIVERY_TIMEOUT = 6  # replay's DLQCTL_KAFKA_DELIVERY_TIMEOUT (see invariants.SINGLE_MARK_GRACE)
 PAD_MARGIN = 500  # filler offsets beyond the old end (messages acknowledged during the kill)
 GUARD = 180.0  # the generous limit of every wait
 FILLER = json.dumps({"kind": "filler"}).encode()  # handled at once, not logged
@@ -191,6 +191,7 @@ class Soak:
         self.consumer: subprocess.Popen[bytes] | None = None
         self.consumer_exit: int | None = None
         self.runs: list[Run] = []
+        self.run_numbers = itertools.count()
         self.kills: list[BrokerKill] = []
         self.outages: list[PgOutage] = []
         self.faults: Counter[str] = Counter()
@@ -207,7 +208,6 @@ class Soak:
         self.stop_sampler = threading.Event()
         self.stop_witness = threading.Event()
         self.started_at = 0.0
-        self.chaos_ended_at = 0.0
 
     # -- the run ----------------------------------------------------------------------
 
@@ -241,10 +241,11 @@ class Soak:
             conn.execute("ALTER SYSTEM SET fsync = off")
             conn.execute("ALTER SYSTEM SET full_page_writes = off")
             conn.execute("SELECT pg_reload_conf()")
-            self.pg_version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+            row = conn.execute("SHOW server_version").fetchone()
+            self.pg_version = str(row[0]) if row else "?"
         migrate(self.pg.dsn)
         with psycopg.connect(self.pg.dsn, autocommit=True) as conn:
-            conn.execute((Path(__file__).parent / "instrument.sql").read_text())  # type: ignore[arg-type]
+            conn.execute((Path(__file__).parent / "instrument.sql").read_text())
             conn.execute(
                 "CREATE INDEX ON soak_dlq_log (source_partition, source_offset) WHERE op = 'insert'"
             )
@@ -604,7 +605,7 @@ class Soak:
         return commands[kind]
 
     def _launch(self, kind: str) -> Run:
-        n = len(self.runs)
+        n = next(self.run_numbers)  # the ops thread and the chaos both launch runs
         out, err = self.work / f"run-{n:04d}-{kind}.out", self.work / f"run-{n:04d}-{kind}.err"
         argv = [sys.executable, "-m", "dlqctl", *self._command(kind)]
         app_name = f"soak-{kind}-{n}"  # its sessions in pg_stat_activity, its marks' actor
@@ -701,7 +702,6 @@ class Soak:
         while time.monotonic() - start < cfg.seconds:
             self._consumer_alive()
             time.sleep(0.2)
-        self.chaos_ended_at = time.time()
 
     def _thread_errors(self) -> None:
         with self.s.lock:
