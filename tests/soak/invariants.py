@@ -22,12 +22,12 @@ FAILING_KINDS = ("fail", "until-A", "until-B")
 KINDS = ("ok", *FAILING_KINDS)
 # Seconds the consumer may take to store a failed event when nothing stops it (it stores at
 # the end of a batch, or within 1 s; generous for a loaded machine).
-STORE_GRACE = 5.0
+STORE_GRACE = 10.0
 # After PostgreSQL is back, the consumer's next write attempt comes within its backoff cap.
 PG_BACKOFF_GRACE = 6.0
 # A run with batches of one marks an entry this soon after its acknowledgement (generous);
-# a delivery that failed ends only after the replay's delivery timeout (6 s in the soak).
-SINGLE_MARK_GRACE = 3.0
+# a delivery that failed ends only after the replay's delivery timeout (8 s in the soak).
+SINGLE_MARK_GRACE = 4.0
 # How many ids a failed check lists (the rest are counted).
 SHOW = 20
 

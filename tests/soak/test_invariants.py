@@ -101,7 +101,7 @@ def test_a_failure_without_an_entry_is_missing_unless_a_broker_kill_dropped_it()
     assert check.counts["lost by the broker restart before it was stored"] == 1
 
     # A kill long after the failure excuses nothing ...
-    late = BrokerKill(0, 40.0, 41.0, 43.0, 0.0)
+    late = BrokerKill(0, 40.0, 41.0, 43.0, 0.0)  # 30 s after the failure
     record = _record(entries=[_entry("d-2", REPLAYED, 102)], kills=[late], final_epoch=1)
     assert _failed(record)[1][0].startswith("MISSING")
     # ... unless PostgreSQL was down meanwhile (the consumer waited for it).
@@ -200,10 +200,10 @@ def test_a_process_left_behind_or_a_consumer_that_did_not_stop_cleanly_fails() -
 
 
 def test_a_batch_of_one_marked_long_after_a_broker_kill_is_not_excused() -> None:
-    # A run with batches of one marks right after the acknowledgement: a mark 4 s after
+    # A run with batches of one marks right after the acknowledgement: a mark 5 s after
     # the kill is for a message that was never acknowledged.
     kill = BrokerKill(0, 26.5, 27.0, 35.0, 0.0)
-    mark = StatusChange("d-2", "pending", "replayed", 1, 31.0, by="soak-replay-one-4")
+    mark = StatusChange("d-2", "pending", "replayed", 1, 32.0, by="soak-replay-one-4")
     record = _record(witnessed=[], kills=[kill], changes=[mark])
     assert 2 not in _failed(record)  # not known to be a batch of one: excused
     record.single_batches = {"soak-replay-one-4"}
