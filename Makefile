@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.dlqctl-installed
 PG15_BINDIR ?= $(shell dpkg -L postgresql-15 2>/dev/null | sed -n 's,/initdb$$,,p' | head -n 1)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 bench completions clean
+.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 soak bench completions clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -46,6 +46,12 @@ pytest-pg15: $(STAMP)
 	fi
 
 test: lint typecheck pytest pytest-pg15
+
+# The chaos soak for minutes (its short version runs in make test): SOAK_SECONDS of chaos, then
+# the invariants as counts (see docs/operations.md). SOAK_REPORT=file.json saves the figures.
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/soak/test_soak.py -m soak -s --timeout 0 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
