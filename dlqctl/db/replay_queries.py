@@ -5,6 +5,19 @@ matching index (``idx_dlq_status_failed`` or ``idx_dlq_consumer_status_failed``)
 from the cursor: one walk for one status and at most one consumer, else one LATERAL walk
 per status/consumer, merged. A batch costs the same at the start and at the end of a
 million rows, and nothing sorts more than a batch per walk.
+
+The run's guard (see docs/replay.md, "Concurrent runs"): a run never claims an entry whose
+status changed after the run started, judged by what is committed. ``started_now`` reads
+the database's clock, then (in a later statement) the ids of the transactions in progress
+(``pg_locks``). A change committed after that moment was made either by one of those
+transactions (the row version's ``xmin`` is in the list: the claim leaves it out) or by a
+transaction that got its id after the list was read — a mark's transaction has its id from
+its claim on — whose mark therefore ran after the start (``status_changed_at`` is later:
+left out too). A mark that ran its UPDATE before
+the start but commits after it — the race a clock alone misses — is caught by the first
+rule. Only the run's start does anything; the mark and its commit are unchanged, so the
+guard costs replay no throughput (an advisory lock between the start and every mark would
+cost a statement per batch, and make a starting run wait for other runs' commits).
 """
 
 from __future__ import annotations
@@ -50,6 +63,8 @@ class Selection:
     entry_filter: EntryFilter
     ids: Sequence[UUID] | None = None
     started_at: datetime | None = None
+    # Ids of the transactions in progress when the run started.
+    in_flight: tuple[str, ...] = ()
 
     @property
     def statuses(self) -> list[str]:
@@ -76,11 +91,14 @@ class Selection:
             include_statuses=not walked,
         )
         if self.started_at is not None:
-            where.add(
-                "(status_changed_at IS NULL OR status_changed_at < %(started_at)s)",
-                started_at=self.started_at,
-            )
+            where.add(_GUARD, started_at=self.started_at, in_flight=list(self.in_flight))
         return where
+
+
+# The run's guard (see the module docstring): not changed by a transaction that was in
+# progress when the run started, nor changed by a later one.
+_GUARD = """(NOT xmin = ANY(%(in_flight)s::xid[])
+  AND (status_changed_at IS NULL OR status_changed_at < %(started_at)s))"""
 
 
 @dataclass(frozen=True)
@@ -103,11 +121,27 @@ class Batch:
     cursor: tuple[datetime, str]
 
 
+_NOW = """
+SELECT clock_timestamp() AS now
+"""
+
+# Read after _NOW, in a statement of its own. Every transaction (and subtransaction) holds
+# the lock on its own id from the moment it has one until it ends; pg_locks is readable by
+# every role. (A snapshot's in-progress list would not do: it leaves out the newest ids.)
+_IN_FLIGHT = """
+SELECT transactionid::text AS xid
+FROM pg_locks
+WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted
+"""
+
+
 def started_now(conn: Connection, selection: Selection) -> Selection:
-    """The selection of a run that starts now (the database's clock)."""
-    row = conn.execute("SELECT clock_timestamp() AS now").fetchone()
+    """The selection of a run that starts now: the database's clock, then the transactions
+    in progress (the run's guard; see the module docstring)."""
+    row = conn.execute(_NOW).fetchone()
     assert row is not None
-    return replace(selection, started_at=row["now"])
+    in_flight = tuple(sorted(r["xid"] for r in conn.execute(_IN_FLIGHT)))
+    return replace(selection, started_at=row["now"], in_flight=in_flight)
 
 
 def _pick(selection: Selection, columns: str) -> tuple[sql.Composed, dict[str, Any]]:
@@ -286,7 +320,8 @@ def claim_batch(
 
 
 # clock_timestamp(), not now(): the moment of the mark, which other runs compare with the
-# moment they started (Selection.conditions).
+# moment they started (the guard in Selection.conditions; a mark still uncommitted when a
+# run starts is recognised by its transaction id instead).
 _MARK = """
 UPDATE dlq SET status = 'replayed', retry_count = retry_count + 1,
        status_changed_at = clock_timestamp(),
