@@ -1,8 +1,10 @@
 """Replay's pure parts: the request, the plan, topic resolution and the message put on Kafka.
 
-SPEC §5: key = the original key if recorded, else the event_id as canonical lowercase UUID
-text; value = the original bytes if recorded, else compact JSON of event_payload; headers =
-the original headers (earlier ``dlq-*`` headers dropped) plus ``dlq-id``, ``dlq-consumer`` and
+The message (see docs/replay.md, "The message"): key = the original key if recorded, else
+the event_id as canonical lowercase UUID text; value = the edited bytes if the entry was
+edited, else the original bytes if recorded, else compact JSON of event_payload (a stored
+tombstone: a null value); headers = the edited headers if edited, else the original ones
+(earlier ``dlq-*`` headers dropped either way) plus ``dlq-id``, ``dlq-consumer`` and
 ``dlq-retry-count`` (the retry_count after this replay).
 """
 
@@ -185,9 +187,14 @@ def message_key(event_key: bytes | None, event_id: str) -> bytes | str:
     return event_key if event_key is not None else event_id
 
 
-def message_value(event_raw: bytes | None, payload_text: str | None) -> bytes | str | None:
-    """The original bytes, else compact JSON of the payload (given as jsonb text); None (a
-    null value) for a stored tombstone (see docs/consumer.md, "Tombstones")."""
+def message_value(
+    event_raw: bytes | None, payload_text: str | None, edited_raw: bytes | None = None
+) -> bytes | str | None:
+    """The edited bytes, else the original bytes, else compact JSON of the payload (given as
+    jsonb text); None (a null value) for a stored tombstone (see docs/consumer.md,
+    "Tombstones")."""
+    if edited_raw is not None:
+        return edited_raw
     if event_raw is not None:
         return event_raw
     if payload_text is None:
@@ -197,14 +204,21 @@ def message_value(event_raw: bytes | None, payload_text: str | None) -> bytes | 
 
 
 def message_headers(
-    stored: Sequence[Sequence[Any]] | None, dlq_id: str, consumer: str, retry_count_after: int
+    stored: Sequence[Sequence[Any]] | None,
+    dlq_id: str,
+    consumer: str,
+    retry_count_after: int,
+    edited: Sequence[Sequence[Any]] | None = None,
 ) -> Headers:
-    """The stored headers (order and duplicates kept, earlier ``dlq-*`` dropped) plus ours."""
+    """The edited headers if any, else the stored ones (order and duplicates kept, earlier
+    ``dlq-*`` dropped), plus ours."""
     ours: Headers = [
         (HEADER_ID, dlq_id),
         (HEADER_CONSUMER, consumer),
         (HEADER_RETRY_COUNT, str(retry_count_after)),
     ]
+    if edited is not None:
+        stored = edited
     if not stored:
         return ours
     headers = (Header.from_stored(pair) for pair in stored)

@@ -43,16 +43,19 @@ START_ID = "00000000-0000-0000-0000-000000000000"
 # Columns of a claimed row, in order (tuples, not dicts: this is the hot path).
 ID, FAILED_AT, CLAIMED, CONSUMER, EVENT_ID, RETRY_COUNT, SOURCE_TOPIC = range(7)
 EVENT_KEY, EVENT_HEADERS, EVENT_RAW, PAYLOAD = range(7, 11)
+EDITED_RAW, EDITED_HEADERS = range(11, 13)
 
-# The message columns; the payload only as text and only when the raw bytes are missing.
+# The message columns; the payload only as text and only when the raw bytes are missing;
+# then the edit (`dlqctl edit`), published instead of the original value / headers.
 _MESSAGE_COLUMNS = (
     "{t}.consumer, {t}.event_id::text AS event_id, {t}.retry_count, {t}.source_topic,"
     " {t}.event_key, {t}.event_headers, {t}.event_raw,"
-    " CASE WHEN {t}.event_raw IS NULL THEN {t}.event_payload::text END AS payload"
+    " CASE WHEN {t}.event_raw IS NULL THEN {t}.event_payload::text END AS payload,"
+    " {t}.edited_raw, {t}.edited_headers"
 )
 _CLAIMED_COLUMNS = (
     "c.consumer, c.event_id, c.retry_count, c.source_topic, c.event_key, c.event_headers,"
-    " c.event_raw, c.payload"
+    " c.event_raw, c.payload, c.edited_raw, c.edited_headers"
 )
 
 

@@ -80,8 +80,14 @@ def _message(row: Sequence[Any], topic: str | None, topic_map: dict[str, str]) -
     return (
         target,
         message_key(row[q.EVENT_KEY], row[q.EVENT_ID]),
-        message_value(row[q.EVENT_RAW], row[q.PAYLOAD]),
-        message_headers(row[q.EVENT_HEADERS], row[q.ID], consumer, row[q.RETRY_COUNT] + 1),
+        message_value(row[q.EVENT_RAW], row[q.PAYLOAD], row[q.EDITED_RAW]),
+        message_headers(
+            row[q.EVENT_HEADERS],
+            row[q.ID],
+            consumer,
+            row[q.RETRY_COUNT] + 1,
+            row[q.EDITED_HEADERS],
+        ),
     )
 
 

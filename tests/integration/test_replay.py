@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from typing import Any
+from unittest.mock import ANY
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
@@ -154,3 +158,65 @@ def test_a_run_starting_while_another_commits_its_mark_does_not_publish_it_again
     assert (b.matched, b.succeeded, b.skipped, b.outcome) == (1, 0, 1, "ok")
     assert dlq_ids_on(bootstrap, topic, 1) == [dlq_id]  # published once
     assert rows_by_id(conn)[dlq_id]["retry_count"] == 2
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_an_edited_entry_replays_one_message_with_the_edit_and_the_original_key(
+    conn: Any, db_url: str, broker: Any
+) -> None:
+    """#13 item 2: the edited value and headers, and only those; the originals untouched."""
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    original_headers = [["trace", _b64(b"t-1")], ["currency", _b64(b"XBT")]]
+    edited, headers_only, plain = insert_entries(
+        conn,
+        [
+            entry(
+                source_topic=topic,
+                event_key=b"order-1",
+                event_raw=b'{"currency": "XBT"}',
+                event_headers=original_headers,
+            ),
+            entry(source_topic=topic, event_key=b"order-2", event_headers=original_headers),
+            entry(source_topic=topic, event_key=b"order-3", event_raw=b"\x00orig"),
+        ],
+    )
+    conn.execute(
+        "UPDATE dlq SET edited_raw = %s, edited_headers = %s, edited_at = now(),"
+        " edited_by = 'someone' WHERE dlq_id = %s",
+        (b'{"currency":"EUR"}', Jsonb([["trace", _b64(b"t-1")], ["dlq-id", _b64(b"x")]]), edited),
+    )
+    conn.execute(
+        "UPDATE dlq SET edited_headers = %s, edited_at = now(), edited_by = 'someone'"
+        " WHERE dlq_id = %s",
+        (Jsonb([["fixed", _b64(b"yes")], ["nothing", None]]), headers_only),
+    )
+    before = conn.execute(
+        "SELECT dlq_id, event_payload, event_raw, event_headers FROM dlq ORDER BY dlq_id"
+    ).fetchall()
+
+    report = replay(make_settings(db_url, bootstrap), ReplayRequest(EntryFilter()))
+
+    assert (report.exit_code, report.result.succeeded) == (0, 3)
+    messages = {header(m, "dlq-id"): m for m in read_topic(bootstrap, topic, 3)}
+    assert len(messages) == 3  # one message per entry, the original never sent besides
+    first = messages[str(edited)]
+    assert (first.key, first.value) == (b"order-1", b'{"currency":"EUR"}')
+    assert first.headers == [
+        ("trace", b"t-1"),
+        ("dlq-id", str(edited).encode()),
+        ("dlq-consumer", b"orders"),
+        ("dlq-retry-count", b"1"),
+    ]
+    second = messages[str(headers_only)]
+    assert second.key == b"order-2"
+    assert json.loads(second.value or b"") == {"event_id": ANY, "n": ANY}  # original payload
+    assert second.headers[:2] == [("fixed", b"yes"), ("nothing", None)]
+    assert messages[str(plain)].value == b"\x00orig"
+    after = conn.execute(
+        "SELECT dlq_id, event_payload, event_raw, event_headers FROM dlq ORDER BY dlq_id"
+    ).fetchall()
+    assert after == before  # the originals are never changed
