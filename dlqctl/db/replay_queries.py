@@ -336,3 +336,101 @@ WHERE dlq_id = ANY(%(ids)s::uuid[])
 def mark_replayed(conn: Connection, ids: Sequence[str], actor: str) -> int:
     """Mark the delivered entries of this transaction's batch replayed."""
     return conn.execute(_MARK, {"ids": list(ids), "actor": actor}).rowcount
+
+
+# --- plans: the selection read without locks, and plan entries claimed by id ----------------
+
+# A row of a plan: a claimed row's columns, then the entry's status.
+STATUS = 13
+
+_PLAN_COLUMNS = "{columns}, {t}.status"
+
+
+def plan_rows(
+    conn: Connection, selection: Selection, cursor: tuple[datetime, str], size: int
+) -> list[tuple[Any, ...]]:
+    """The next ``size`` entries of the selection after ``cursor``, as a plan records them
+    (no locks: a dry run changes nothing and waits for no one)."""
+    pick, params = _pick(selection, "p.row_ctid, p.dlq_id, p.failed_at")
+    query = sql.SQL(
+        "SELECT sel.dlq_id::text, sel.failed_at, true, {columns}"
+        " FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid"
+        " ORDER BY sel.failed_at, sel.dlq_id"
+    ).format(
+        columns=sql.SQL(_PLAN_COLUMNS.format(columns=_MESSAGE_COLUMNS.format(t="d"), t="d")),
+        pick=pick,
+    )
+    params.update(after_at=cursor[0], after_id=cursor[1], size=size)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+# Plan entries by primary key (``dlq_pkey``), in any order: the caller puts them in plan
+# order. The claim skips rows another run holds; ``_ROWS_BY_IDS`` is the look of a review.
+_CLAIM_BY_IDS = """
+SELECT dlq.dlq_id::text, dlq.failed_at, true, {columns}
+FROM dlq
+WHERE dlq.dlq_id = ANY(%(ids)s::uuid[])
+FOR UPDATE SKIP LOCKED
+"""
+
+_ROWS_BY_IDS = """
+SELECT dlq.dlq_id::text, dlq.failed_at, true, {columns}
+FROM dlq
+WHERE dlq.dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def _by_ids(conn: Connection, template: str, ids: Sequence[UUID]) -> dict[str, tuple[Any, ...]]:
+    columns = _PLAN_COLUMNS.format(columns=_MESSAGE_COLUMNS.format(t="dlq"), t="dlq")
+    query = sql.SQL(template).format(columns=sql.SQL(columns))
+    with conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(query, {"ids": list(ids)}).fetchall()
+    return {row[ID]: row for row in rows}
+
+
+def claim_by_ids(conn: Connection, ids: Sequence[UUID]) -> dict[str, tuple[Any, ...]]:
+    """Lock the entries with these ids that no other run holds (in the open transaction);
+    their rows (with ``STATUS``) by id text."""
+    return _by_ids(conn, _CLAIM_BY_IDS, ids)
+
+
+def rows_by_ids(conn: Connection, ids: Sequence[UUID]) -> dict[str, tuple[Any, ...]]:
+    """The entries with these ids as they are now (no locks), by id text."""
+    return _by_ids(conn, _ROWS_BY_IDS, ids)
+
+
+_EXISTING_IDS = """
+SELECT dlq_id FROM dlq WHERE dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def existing_ids(conn: Connection, ids: Sequence[UUID]) -> set[UUID]:
+    """Which of these ids are in the table (held by another run or not)."""
+    return {r["dlq_id"] for r in conn.execute(_EXISTING_IDS, {"ids": list(ids)})}
+
+
+# --- canary: re-failures of the canary entries ----------------------------------------------
+
+# Entries of the canary's events (``idx_dlq_event_id``): before the canary is sent, and again
+# after the wait; a new one of the same consumer is a re-failure stored by another writer.
+_SAME_EVENTS = """
+SELECT dlq_id, consumer, event_id FROM dlq WHERE event_id = ANY(%(event_ids)s::uuid[])
+"""
+
+
+def entries_of_events(conn: Connection, event_ids: Sequence[UUID]) -> list[tuple[UUID, str, UUID]]:
+    """(dlq_id, consumer, event_id) of every entry of these events."""
+    rows = conn.execute(_SAME_EVENTS, {"event_ids": list(event_ids)})
+    return [(r["dlq_id"], r["consumer"], r["event_id"]) for r in rows]
+
+
+# Attempts recorded for the canary entries (``uq_dlq_attempts_source_message`` by dlq_id).
+_ATTEMPTS = """
+SELECT dlq_id, attempt FROM dlq_attempts WHERE dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def attempts_of(conn: Connection, ids: Sequence[UUID]) -> list[tuple[UUID, int]]:
+    """(dlq_id, attempt) of every recorded re-failure of these entries."""
+    return [(r["dlq_id"], r["attempt"]) for r in conn.execute(_ATTEMPTS, {"ids": list(ids)})]
