@@ -130,16 +130,20 @@ def test_a_run_starting_while_another_commits_its_mark_does_not_publish_it_again
         run_a = threading.Thread(
             target=lambda: reports.setdefault(
                 "a",
-                replay(make_settings(db_url, bootstrap, actor="run-a"), ReplayRequest(entry_filter)),
+                replay(
+                    make_settings(db_url, bootstrap, actor="run-a"), ReplayRequest(entry_filter)
+                ),
             )
         )
         run_a.start()
         _wait_until(
-            lambda: conn.execute(
-                "SELECT count(*) AS n FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
-            ).fetchone()["n"]
-            == 1,
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) AS n FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                ).fetchone()["n"]
+                == 1
+            ),
             "run A's commit to wait",
         )
 

@@ -131,9 +131,7 @@ def test_a_canary_into_a_working_handler_lets_the_rest_follow(
     assert audit["details"]["canary"]["outcome"] == "passed"
 
 
-def test_no_consumer_in_the_group_stops_after_the_wait(
-    conn: Any, db_url: str, broker: Any
-) -> None:
+def test_no_consumer_in_the_group_stops_after_the_wait(conn: Any, db_url: str, broker: Any) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     ids = _entries(conn, topic, 5, poison=False)
