@@ -31,3 +31,6 @@ class DemoConsole:
 
     def replayed(self, report: ReplayReport) -> None:
         render_replay_report(report, "table")
+
+    def progress(self, text: str) -> None:
+        err().print(Text("  " + text, style="dim"), soft_wrap=True)

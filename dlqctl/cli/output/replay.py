@@ -61,7 +61,7 @@ def _render_canary(canary: CanaryReport) -> None:
         shown += f" … and {len(canary.refailed) - MAX_REFAILED_SHOWN} more (use -o json)"
     if canary.refailed:
         rows.append(("failed again", shown))
-    out().print(key_value_table("canary", rows, ("", "")))
+    out().print(key_value_table(None, rows, ("canary", "")))
 
 
 def _render_skips(skips: Sequence[tuple[UUID, str]], *, to_stdout: bool) -> None:
