@@ -10,6 +10,7 @@ so that ``jq -jcS 'del(.checksum)' FILE | sha256sum`` prints it too.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -45,12 +46,17 @@ def value_sha256(value: bytes | str | None) -> str | None:
 def headers_sha256(headers: Headers) -> str:
     """The sha256 of the headers replay publishes besides its own ``dlq-*`` ones (the
     canonical JSON of ``[key, base64 value or null]`` pairs, in order)."""
+    if not headers:
+        return _NO_HEADERS
     pairs = []
     for key, value in headers:
         if isinstance(value, str):
             value = value.encode("utf-8")
         pairs.append([key, None if value is None else base64.b64encode(value).decode("ascii")])
     return hashlib.sha256(canonical_json(pairs)).hexdigest()
+
+
+_NO_HEADERS = hashlib.sha256(canonical_json([])).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -86,18 +92,28 @@ class PlanEntry:
         headers_hash: str,
     ) -> str | None:
         """Why the entry may not be sent (what changed since the plan was made), or None."""
+        changed = self._state_changes(status, retry_count)
+        if value_hash != self.value_sha256:
+            changed.append("value (edited?)")
+        if self.headers_sha256 is not None and headers_hash != self.headers_sha256:
+            changed.append("headers (edited?)")
+        return _changed(changed)
+
+    def state_changes(self, status: Status, retry_count: int) -> str | None:
+        """Like ``changes``, for status and retry_count only (a quick look before a run)."""
+        return _changed(self._state_changes(status, retry_count))
+
+    def _state_changes(self, status: Status, retry_count: int) -> list[str]:
         changed = []
         if status is not self.status:
             changed.append(f"status {self.status.value} → {status.value}")
         if retry_count != self.retry_count:
             changed.append(f"retry_count {self.retry_count} → {retry_count}")
-        if value_hash != self.value_sha256:
-            changed.append("value (edited?)")
-        if self.headers_sha256 is not None and headers_hash != self.headers_sha256:
-            changed.append("headers (edited?)")
-        if not changed:
-            return None
-        return "changed since the plan was made: " + ", ".join(changed)
+        return changed
+
+
+def _changed(changed: list[str]) -> str | None:
+    return "changed since the plan was made: " + ", ".join(changed) if changed else None
 
 
 @dataclass(frozen=True)
@@ -122,7 +138,7 @@ class PlanFile:
             "entries": [e.to_json() for e in self.entries],
         }
 
-    @property
+    @functools.cached_property
     def checksum(self) -> str:
         return hashlib.sha256(canonical_json(self.body())).hexdigest()
 
@@ -213,11 +229,12 @@ def parse_plan(text: str, where: str) -> PlanFile:
         plan = _plan_from_body(body)
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"plan {where} is malformed: {_reason(exc)}") from None
-    if plan.checksum != checksum:  # it does not read back as written (edited by hand?)
+    if plan.body() != body:  # it does not read back as written (edited by hand?)
         raise UsageError(
             f"plan {where} is malformed: it is not in the form dlqctl writes (unknown fields,"
             " or values spelled differently)"
         )
+    plan.__dict__["checksum"] = checksum  # the same text: no need to hash it again
     return plan
 
 

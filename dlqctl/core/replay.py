@@ -249,7 +249,10 @@ def message_value(
     if payload_text is None:
         raise ValueError("an entry without event_raw needs its payload")
     value = compact_jsonb_text(payload_text)
-    return None if value == compact_jsonb_text(TOMBSTONE_PAYLOAD) else value
+    return None if value == _TOMBSTONE_VALUE else value
+
+
+_TOMBSTONE_VALUE = compact_jsonb_text(TOMBSTONE_PAYLOAD)
 
 
 def message_headers(

@@ -400,6 +400,18 @@ def rows_by_ids(conn: Connection, ids: Sequence[UUID]) -> dict[str, tuple[Any, .
     return _by_ids(conn, _ROWS_BY_IDS, ids)
 
 
+# The quick look before a plan run: status and retry_count only (no payloads).
+_STATES_BY_IDS = """
+SELECT dlq_id::text AS id, status, retry_count FROM dlq WHERE dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def states_by_ids(conn: Connection, ids: Sequence[UUID]) -> dict[str, tuple[Status, int]]:
+    """(status, retry_count) of the entries with these ids, by id text."""
+    rows = conn.execute(_STATES_BY_IDS, {"ids": list(ids)})
+    return {r["id"]: (Status(r["status"]), r["retry_count"]) for r in rows}
+
+
 _EXISTING_IDS = """
 SELECT dlq_id FROM dlq WHERE dlq_id = ANY(%(ids)s::uuid[])
 """

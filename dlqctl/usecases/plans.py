@@ -40,6 +40,7 @@ from dlqctl.core.replay import (
 from dlqctl.core.settings import Settings
 from dlqctl.db import replay_queries as q
 from dlqctl.db.connection import Connection
+from dlqctl.usecases.claims import Message, row_message
 
 # Entries read (or claimed) per statement when a plan is written or checked.
 PLAN_READ_BATCH = 5000
@@ -66,9 +67,13 @@ def refuse_existing(path: Path) -> None:
         )
 
 
-def fingerprints(row: Sequence[Any]) -> tuple[str | None, str]:
-    """(value_sha256, headers_sha256) of the message a claimed row publishes."""
-    value = message_value(row[q.EVENT_RAW], row[q.PAYLOAD], row[q.EDITED_RAW])
+def fingerprints(
+    row: Sequence[Any], value: bytes | str | None = None, *, known: bool = False
+) -> tuple[str | None, str]:
+    """(value_sha256, headers_sha256) of the message a claimed row publishes (``known``:
+    ``value`` is its value, computed already)."""
+    if not known:
+        value = message_value(row[q.EVENT_RAW], row[q.PAYLOAD], row[q.EDITED_RAW])
     stored = row[q.EDITED_HEADERS] if row[q.EDITED_HEADERS] is not None else row[q.EVENT_HEADERS]
     return value_sha256(value), headers_sha256(kept_headers(stored))
 
@@ -86,11 +91,17 @@ def plan_entry(row: Sequence[Any], topic: str) -> PlanEntry:
     )
 
 
-def change_of(entry: PlanEntry, row: Sequence[Any] | None) -> str | None:
+def change_of(
+    entry: PlanEntry,
+    row: Sequence[Any] | None,
+    value: bytes | str | None = None,
+    *,
+    known: bool = False,
+) -> str | None:
     """Why a plan entry may not be sent now (``row``: the entry as it is), or None."""
     if row is None:
         return GONE
-    value_hash, headers_hash = fingerprints(row)
+    value_hash, headers_hash = fingerprints(row, value, known=known)
     return entry.changes(Status(row[q.STATUS]), row[q.RETRY_COUNT], value_hash, headers_hash)
 
 
@@ -165,16 +176,28 @@ def _write_new(path: Path, text: str) -> None:
             os.unlink(temp)
 
 
-def check_plan(conn: Connection, plan: PlanFile) -> ReplayPlan:
+def check_plan(conn: Connection, plan: PlanFile, *, full: bool) -> ReplayPlan:
     """What a plan run is about to do: its unchanged entries per consumer and status and per
-    consumer and topic, and the entries that changed since the plan was made (no locks)."""
+    consumer and topic, and the entries that changed since the plan was made (no locks).
+
+    ``full`` (a review): values and headers are compared too; otherwise (before a run,
+    which compares them as it claims each entry) status and retry_count only.
+    """
     statuses: Counter[tuple[str, Status]] = Counter()
     routes: Counter[tuple[str, str]] = Counter()
     skips: list[tuple[UUID, str]] = []
     for chunk in _chunks(plan.entries, PLAN_READ_BATCH):
-        rows = q.rows_by_ids(conn, [e.dlq_id for e in chunk])
+        ids = [e.dlq_id for e in chunk]
+        if full:
+            rows = q.rows_by_ids(conn, ids)
+        else:
+            states = q.states_by_ids(conn, ids)
         for entry in chunk:
-            reason = change_of(entry, rows.get(str(entry.dlq_id)))
+            if full:
+                reason = change_of(entry, rows.get(str(entry.dlq_id)))
+            else:
+                state = states.get(str(entry.dlq_id))
+                reason = GONE if state is None else entry.state_changes(*state)
             if reason is not None:
                 skips.append((entry.dlq_id, reason))
                 continue
@@ -200,35 +223,42 @@ class PlanClaims:
 
     def __init__(self, plan: PlanFile) -> None:
         self.entries = plan.entries
-        self.topics = {str(e.dlq_id): e.topic for e in plan.entries}
+        self.texts = [str(e.dlq_id) for e in plan.entries]  # ids as claimed rows hold them
+        self.topics = dict(zip(self.texts, (e.topic for e in plan.entries), strict=True))
         self.next = 0
         self.skips: list[tuple[UUID, str]] = []
+        self._values: dict[str, bytes | str | None] = {}  # of the batch claimed last
 
     def claim(self, conn: Connection, want: int) -> list[tuple[Any, ...]] | None:
         """Lock the next ``want`` entries of the plan; the unchanged ones, in plan order
         (None when the plan is done). Changed, held or missing ones are noted as skipped."""
         if self.next >= len(self.entries):
             return None
-        chunk = self.entries[self.next : self.next + want]
-        self.next += len(chunk)
+        start, self.next = self.next, min(self.next + want, len(self.entries))
+        chunk, texts = self.entries[start : self.next], self.texts[start : self.next]
         rows = q.claim_by_ids(conn, [e.dlq_id for e in chunk])
-        missing = [e.dlq_id for e in chunk if str(e.dlq_id) not in rows]
+        missing = [e.dlq_id for e, text in zip(chunk, texts, strict=True) if text not in rows]
         present = q.existing_ids(conn, missing) if missing else set()
         claimed = []
-        for entry in chunk:
-            row = rows.get(str(entry.dlq_id))
+        self._values = {}
+        for entry, text in zip(chunk, texts, strict=True):
+            row = rows.get(text)
             if row is None:
                 self.skips.append((entry.dlq_id, HELD if entry.dlq_id in present else GONE))
                 continue
-            reason = change_of(entry, row)
+            value = message_value(row[q.EVENT_RAW], row[q.PAYLOAD], row[q.EDITED_RAW])
+            reason = change_of(entry, row, value, known=True)
             if reason is not None:
                 self.skips.append((entry.dlq_id, reason))
                 continue
+            self._values[row[q.ID]] = value
             claimed.append(row)
         return claimed
 
-    def topic_of(self, row: Sequence[Any]) -> str | None:
-        return self.topics.get(row[q.ID])
+    def message(self, row: Sequence[Any]) -> Message | None:
+        """The message, to the topic the plan names (its value as checked at the claim)."""
+        dlq_id = row[q.ID]
+        return row_message(row, self.topics[dlq_id], self._values[dlq_id], known=True)
 
     def not_reached(self) -> list[UUID]:
         """Entries the run never got to (it stopped early)."""

@@ -22,23 +22,19 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from dlqctl.core.canary import CanaryMessage, CanaryOutcome, CanaryReport
 from dlqctl.core.errors import DlqctlError, Interrupted, UsageError
 from dlqctl.core.models import MatchCount, Status, WriteResult
 from dlqctl.core.replay import (
-    Headers,
     RateLimiter,
     ReplayPlan,
     ReplayReport,
     ReplayRequest,
     TopicCount,
     list_ids,
-    message_headers,
-    message_key,
-    message_value,
     missing_topic_error,
     resolve_topic,
     validate_topic_name,
@@ -64,14 +60,13 @@ from dlqctl.kafka.producer import (
 )
 from dlqctl.usecases.audit import audit_record, record_run
 from dlqctl.usecases.canary import CanaryWatch
+from dlqctl.usecases.claims import ClaimSource, SelectionClaims, row_message
 from dlqctl.usecases.plans import PlanClaims, check_plan, refuse_existing, write_plan
 
 APPLICATION_NAME = "dlqctl replay"
 # How many possibly oversized entries the preflight measures exactly.
 OVERSIZE_CHECK_ROWS = 1000
 
-
-Message = tuple[str, bytes | str, bytes | str | None, Headers]
 
 # Failure reasons of entries that were never sent, or sent and not marked.
 NO_TOPIC = (
@@ -82,53 +77,6 @@ NOT_MARKED = (
     "delivered, but the database failed before it was marked replayed; the next run"
     " publishes it again"
 )
-
-
-def _message(row: Sequence[Any], target: str) -> Message:
-    """(topic, key, value, headers) of the Kafka message for one claimed row (see
-    docs/replay.md, "The message")."""
-    return (
-        target,
-        message_key(row[q.EVENT_KEY], row[q.EVENT_ID]),
-        message_value(row[q.EVENT_RAW], row[q.PAYLOAD], row[q.EDITED_RAW]),
-        message_headers(
-            row[q.EVENT_HEADERS],
-            row[q.ID],
-            row[q.CONSUMER],
-            row[q.RETRY_COUNT] + 1,
-            row[q.EDITED_HEADERS],
-        ),
-    )
-
-
-class ClaimSource(Protocol):
-    """Where a run's batches come from."""
-
-    def claim(self, conn: Connection, want: int) -> list[tuple[Any, ...]] | None:
-        """Lock up to ``want`` more entries in the open transaction; None when done."""
-
-    def topic_of(self, row: Sequence[Any]) -> str | None:
-        """The topic a claimed row goes to (None: no target topic)."""
-
-
-class SelectionClaims:
-    """The selection's entries, walked from a keyset cursor (see db/replay_queries.py)."""
-
-    def __init__(self, selection: q.Selection, topic: str | None, topic_map: dict[str, str]):
-        self.query, self.params = q.claim_sql(selection)
-        self.cursor: tuple[Any, str] = (q.START_AT, q.START_ID)
-        self.override = topic
-        self.topic_map = topic_map
-
-    def claim(self, conn: Connection, want: int) -> list[tuple[Any, ...]] | None:
-        batch = q.claim_batch(conn, self.query, self.params, self.cursor, want)
-        if not batch.rows:
-            return None
-        self.cursor = batch.cursor
-        return batch.rows
-
-    def topic_of(self, row: Sequence[Any]) -> str | None:
-        return resolve_topic(self.override, row[q.SOURCE_TOPIC], row[q.CONSUMER], self.topic_map)
 
 
 def replay(
@@ -151,7 +99,7 @@ def replay(
             source: ClaimSource
             explicit: list[UUID] = []
             if request.plan is not None:
-                plan = check_plan(conn, request.plan)
+                plan = check_plan(conn, request.plan, full=request.dry_run)
                 source = PlanClaims(request.plan)
             else:
                 selection, explicit, ineligible = _select(conn, request)
@@ -264,7 +212,7 @@ def _refuse_oversize(
         )
         if target is None:
             continue  # no topic: refused separately, before this check
-        _, key, value, headers = _message(row, target)
+        _, key, value, headers = row_message(row, target)
         if wire_size(key, value, headers) > max_bytes:
             too_big.append(row[q.ID])
     if too_big:
@@ -557,12 +505,12 @@ class ReplayRun:
                 limiter.pace()
             if stop.is_set():
                 continue  # interrupted: the rest of the batch is released unsent
-            target = source.topic_of(row)
-            if target is None:
+            message = source.message(row)
+            if message is None:
                 self.failures.append((UUID(row[q.ID]), NO_TOPIC))
                 self.attempted += 1
                 continue
-            topic, key, value, headers = _message(row, target)
+            topic, key, value, headers = message
             refused = producer.produce(topic, key, value, headers, partial(report, index))
             if refused is not None:
                 deliveries.fail(index, refused)

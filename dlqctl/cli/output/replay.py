@@ -33,7 +33,9 @@ def render_replay_report(report: ReplayReport, output: str) -> None:
     plan = report.plan
     if report.result.dry_run:
         if plan.plan is not None:
-            out().print(plan.plan.describe(utc_now()), highlight=False, markup=False)
+            out().print(
+                plan.plan.describe(utc_now()), highlight=False, markup=False, soft_wrap=True
+            )
         if plan.routes:
             render_routes(plan.routes, to_stdout=True)
         if plan.plan is not None:
