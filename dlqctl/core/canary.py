@@ -17,7 +17,6 @@ from uuid import UUID
 from dlqctl.core.errors import UsageError
 
 DEFAULT_CANARY_WAIT = timedelta(minutes=2)
-DEFAULT_CANARY_WAIT_TEXT = "2m"
 
 TopicPartitionKey = tuple[str, int]
 
@@ -38,7 +37,8 @@ class Canary:
     size: int
     group: str | None = None
     wait: timedelta = DEFAULT_CANARY_WAIT
-    wait_text: str = DEFAULT_CANARY_WAIT_TEXT
+    # The wait as the operator wrote it (``5m``); by default from ``wait``.
+    wait_text: str | None = None
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -47,9 +47,24 @@ class Canary:
             raise UsageError("--canary-group must not be empty")
         if self.wait <= timedelta(0):
             raise UsageError("--canary-wait must be longer than zero")
+        if self.wait_text is None:
+            object.__setattr__(self, "wait_text", duration_text(self.wait))
+
+    @property
+    def wait_label(self) -> str:
+        return self.wait_text or duration_text(self.wait)
 
     def to_json(self) -> dict[str, Any]:
-        return {"size": self.size, "group": self.group, "wait": self.wait_text}
+        return {"size": self.size, "group": self.group, "wait": self.wait_label}
+
+
+def duration_text(delta: timedelta) -> str:
+    """``2m``, ``90s``, ``1h``: the largest unit that divides it (seconds at least)."""
+    seconds = delta.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def headers_sha256(headers: Headers) -> str:
 _NO_HEADERS = hashlib.sha256(canonical_json([])).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlanEntry:
     """One entry of a plan: what it was when the plan was made, and where it goes."""
 
@@ -140,7 +140,7 @@ class PlanFile:
 
     @functools.cached_property
     def checksum(self) -> str:
-        return hashlib.sha256(canonical_json(self.body())).hexdigest()
+        return body_checksum(self.body())
 
     def to_json(self) -> dict[str, Any]:
         return {**self.body(), "checksum": self.checksum}
@@ -217,25 +217,37 @@ def parse_plan(text: str, where: str) -> PlanFile:
         raise UsageError(f"plan {where} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"plan {where} is malformed: not a JSON object")
-    checksum = data.get("checksum")
-    body = {k: v for k, v in data.items() if k != "checksum"}
-    expected = hashlib.sha256(canonical_json(body)).hexdigest()
-    if checksum != expected:
+    checksum = data.pop("checksum", None)
+    if checksum != body_checksum(data):
         raise UsageError(
             f"plan {where} was changed after it was made (its checksum does not match its"
             " content): nothing is sent; make a new plan with --dry-run --plan-out"
         )
     try:
-        plan = _plan_from_body(body)
+        plan = _plan_from_body(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"plan {where} is malformed: {_reason(exc)}") from None
-    if plan.body() != body:  # it does not read back as written (edited by hand?)
-        raise UsageError(
-            f"plan {where} is malformed: it is not in the form dlqctl writes (unknown fields,"
-            " or values spelled differently)"
-        )
-    plan.__dict__["checksum"] = checksum  # the same text: no need to hash it again
+    plan.__dict__["checksum"] = checksum  # the same content: no need to hash it again
     return plan
+
+
+def body_checksum(body: dict[str, Any]) -> str:
+    """The sha256 of ``canonical_json(body)``, computed an entry at a time (a plan of a
+    million entries is never one string in memory)."""
+    digest = hashlib.sha256(b"{")
+    for n, key in enumerate(sorted(body)):
+        digest.update(b"," if n else b"")
+        digest.update(canonical_json(key) + b":")
+        value = body[key]
+        if key == "entries" and isinstance(value, list):
+            digest.update(b"[")
+            for i, item in enumerate(value):
+                digest.update(b"," + canonical_json(item) if i else canonical_json(item))
+            digest.update(b"]")
+        else:
+            digest.update(canonical_json(value))
+    digest.update(b"}")
+    return digest.hexdigest()
 
 
 def _reason(exc: Exception) -> str:
@@ -244,25 +256,48 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+_NOT_AS_WRITTEN = (
+    "it is not in the form dlqctl writes (unknown fields, or values spelled differently)"
+)
+
+
 def _plan_from_body(body: dict[str, Any]) -> PlanFile:
+    """The plan; ValueError (or KeyError, TypeError) when the body is not one that dlqctl
+    wrote: it must read back exactly as it is (no unknown fields, the same spellings).
+    The entries are taken out of ``body`` as they are parsed (memory)."""
     version = body["version"]
     if version != PLAN_VERSION:
         raise ValueError(f"version {version!r} is not supported (this dlqctl reads version 1)")
+    fields = {"version", "created_at", "actor", "host", "filter", "entries"}
+    missing = sorted(fields - set(body))
+    if missing:
+        raise KeyError(missing[0])
+    if set(body) != fields:
+        raise ValueError(_NOT_AS_WRITTEN)
     filter_ = body["filter"]
     if not isinstance(filter_, dict):
         raise TypeError("filter is not an object")
     entries = body["entries"]
     if not isinstance(entries, list):
         raise TypeError("entries is not a list")
-    parsed = tuple(_entry(item, n) for n, item in enumerate(entries))
+    parsed = []
+    for n in range(len(entries)):
+        item, entries[n] = entries[n], None
+        entry = _entry(item, n)
+        if entry.to_json() != item:
+            raise ValueError(f"entry {n}: {_NOT_AS_WRITTEN}")
+        parsed.append(entry)
     if len({e.dlq_id for e in parsed}) != len(parsed):
         raise ValueError("an entry is listed twice")
+    created_at = parse_time(_text(body, "created_at"))
+    if iso_utc(created_at) != body["created_at"]:
+        raise ValueError(f"created_at: {_NOT_AS_WRITTEN}")
     return PlanFile(
-        created_at=parse_time(_text(body, "created_at")),
+        created_at=created_at,
         actor=_text(body, "actor"),
         host=_text(body, "host"),
         filter=filter_,
-        entries=parsed,
+        entries=tuple(parsed),
         version=version,
     )
 

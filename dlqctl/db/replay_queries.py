@@ -346,6 +346,17 @@ STATUS = 13
 _PLAN_COLUMNS = "{columns}, {t}.status"
 
 
+_ONE_SNAPSHOT = """
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
+"""
+
+
+def one_snapshot(conn: Connection) -> None:
+    """Every statement of the transaction that starts now sees the same snapshot."""
+    conn.rollback()
+    conn.execute(_ONE_SNAPSHOT)
+
+
 def plan_rows(
     conn: Connection, selection: Selection, cursor: tuple[datetime, str], size: int
 ) -> list[tuple[Any, ...]]:

@@ -79,7 +79,7 @@ class CanaryWatch:
             return True
         if self.canary.group is None:
             self.listener.note(
-                f"canary: {self.size} entries sent; waiting {self.canary.wait_text} (no"
+                f"canary: {self.size} entries sent; waiting {self.canary.wait_label} (no"
                 " --canary-group) before checking whether any failed again"
             )
             return not self.stop.wait(self.canary.wait.total_seconds())
@@ -92,7 +92,7 @@ class CanaryWatch:
         where = ", ".join(f"{t}[{p}] up to offset {o - 1}" for (t, p), o in sorted(wanted.items()))
         self.listener.note(
             f"canary: {self.size} entries sent ({where}); waiting up to"
-            f" {self.canary.wait_text} for consumer group {group!r} to commit past them"
+            f" {self.canary.wait_label} for consumer group {group!r} to commit past them"
         )
         offsets = GroupOffsets(self.settings, group)
         started = time.monotonic()
@@ -162,10 +162,10 @@ class CanaryWatch:
     def not_processed_reason(self) -> str:
         group = self.canary.group
         if group is None:
-            return f"the wait of {self.canary.wait_text} was cut short"
+            return f"the wait of {self.canary.wait_label} was cut short"
         text = (
             f"consumer group {group!r} did not commit past the {self.size} canary messages"
-            f" within {self.canary.wait_text}"
+            f" within {self.canary.wait_label}"
         )
         if self.lagging:
             text += f": {describe_positions(self.lagging)}"

@@ -59,12 +59,15 @@ def load_plan(path: Path) -> PlanFile:
 
 
 def refuse_existing(path: Path) -> None:
-    """A plan file is never overwritten: UsageError when ``path`` exists."""
+    """A plan file is never overwritten: UsageError when ``path`` exists (or its folder
+    does not)."""
     if path.exists() or path.is_symlink():
         raise UsageError(
             f"{path} exists: a plan file is never overwritten; choose another name or"
             " remove it first"
         )
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write plan {path}: folder {path.parent} does not exist")
 
 
 def fingerprints(
@@ -113,6 +116,7 @@ def write_plan(
     path: Path,
 ) -> PlanFile:
     """Read the selection (oldest first) and write it to ``path`` as a plan, atomically."""
+    q.one_snapshot(conn)  # the whole plan as of one moment
     entries: list[PlanEntry] = []
     cursor: tuple[datetime, str] = (q.START_AT, q.START_ID)
     limit = request.limit

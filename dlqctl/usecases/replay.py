@@ -371,14 +371,16 @@ class ReplayRun:
         self.listener.note(f"canary: replaying the first {size} entries")
         self._batches(conns, marker, size, watch)
         if self.interrupted or self.unavailable or self.database_error or self.failures:
-            if watch.size:  # what was sent and marked may already have failed again
-                self.canary_report = watch.report(self._refailed(watch), processed=False)
+            # What was sent and marked may already have failed again.
+            refailed = self._refailed(watch) if watch.size and not self.database_error else []
+            self.canary_report = watch.report(refailed, processed=False)
             return False
         processed = watch.wait()
         if self.stop.is_set():
             self.interrupted = True
         refailed = self._refailed(watch)
-        self.canary_report = watch.report(refailed, processed=processed)
+        checked = self.database_error is None
+        self.canary_report = watch.report(refailed, processed=processed and checked)
         rest = not self.exhausted and (
             self.request.limit is None or self.claimed < self.request.limit
         )
@@ -575,9 +577,12 @@ class ReplayRun:
                 " command when the brokers are back"
             )
         if result.failed:
+            stopped = ""
+            if canary is not None and canary.outcome is not CanaryOutcome.PASSED:
+                stopped = f"; the canary did not pass: {result.skipped} entries were not sent"
             return (
                 f"{result.failed} of {result.failed + result.succeeded} entries were not"
-                " replayed (reasons listed with the failures); they stay as they were"
+                f" replayed (reasons listed with the failures); they stay as they were{stopped}"
             )
         if canary is not None and canary.outcome is CanaryOutcome.REFAILED:
             return (

@@ -192,6 +192,9 @@ def test_plan_options_are_checked_before_anything_happens(
     assert "exists: a plan file is never overwritten" in run.stderr
     assert existing.read_text() == "keep me"
 
+    run = cli("replay", "--dry-run", "--plan-out", str(tmp_path / "no" / "p.json"), env=env)
+    assert run.exit_code == 2 and "does not exist" in run.stderr, run.output
+
     run = cli("replay", "--plan-out", str(tmp_path / "new.json"), "--yes", env=env)
     assert run.exit_code == 2 and "give it with --dry-run" in run.stderr, run.output
     assert not (tmp_path / "new.json").exists()

@@ -103,7 +103,7 @@ def test_a_canary_into_a_still_broken_handler_stops_after_n(
     (audit,) = audit_rows(conn)
     assert audit["outcome"] == "failed"
     assert audit["details"]["canary"] == summary["canary"]
-    assert audit["details"]["options"]["canary"] == {"size": 3, "group": group, "wait": "2m"}
+    assert audit["details"]["options"]["canary"] == {"size": 3, "group": group, "wait": "90s"}
 
 
 def test_a_canary_into_a_working_handler_lets_the_rest_follow(

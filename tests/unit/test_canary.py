@@ -68,3 +68,14 @@ def test_a_new_entry_of_the_same_consumer_and_event_counts() -> None:
 def test_canary_settings_are_checked(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         Canary(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_wait_is_shown_as_written_or_in_its_largest_unit() -> None:
+    assert Canary(1, wait=timedelta(seconds=90)).to_json() == {
+        "size": 1,
+        "group": None,
+        "wait": "90s",
+    }
+    assert Canary(1).wait_label == "2m"
+    assert Canary(1, wait=timedelta(hours=2)).wait_label == "2h"
+    assert Canary(1, wait=timedelta(seconds=120), wait_text="120s").wait_label == "120s"

@@ -141,7 +141,7 @@ def replay(
     from dlqctl.cli.output.console import note
     from dlqctl.cli.output.progress import RunConsole
     from dlqctl.cli.output.replay import render_plan_details, render_replay_report
-    from dlqctl.core.canary import DEFAULT_CANARY_WAIT_TEXT, Canary
+    from dlqctl.core.canary import DEFAULT_CANARY_WAIT, Canary
     from dlqctl.usecases.plans import load_plan
     from dlqctl.usecases.replay import replay as run_replay
 
@@ -164,8 +164,12 @@ def replay(
                 raise bad(name, "goes only with --canary N")
     if canary_group is not None and not canary_group.strip():
         raise bad("--canary-group", "must not be empty")
-    wait_text = (canary_wait or DEFAULT_CANARY_WAIT_TEXT).strip()
-    wait = parse_duration_option("--canary-wait", wait_text)
+    wait_text = None if canary_wait is None else canary_wait.strip()
+    wait = (
+        DEFAULT_CANARY_WAIT
+        if wait_text is None
+        else parse_duration_option("--canary-wait", wait_text)
+    )
     frozen = load_plan(plan) if plan is not None else None
     # Checks the combinations (--plan with filters, --plan-out without --dry-run, …).
     request = ReplayRequest(
