@@ -12,12 +12,13 @@ the database's clock, then (in a later statement) the ids of the transactions in
 (``pg_locks``). A change committed after that moment was made either by one of those
 transactions (the row version's ``xmin`` is in the list: the claim leaves it out) or by a
 transaction that got its id after the list was read — a mark's transaction has its id from
-its claim on — whose mark therefore ran after the start (``status_changed_at`` is later:
-left out too). A mark that ran its UPDATE before
-the start but commits after it — the race a clock alone misses — is caught by the first
-rule. Only the run's start does anything; the mark and its commit are unchanged, so the
-guard costs replay no throughput (an advisory lock between the start and every mark would
-cost a statement per batch, and make a starting run wait for other runs' commits).
+its claim on — so its mark ran after the start (``status_changed_at`` is later: left out
+too). A mark that ran its UPDATE before the start but commits after it — the race a clock
+alone misses — is caught by the first rule. Only the run's start does anything; the mark
+and its commit are unchanged, so the guard costs replay no throughput. (The alternative, a
+shared advisory lock taken by every mark and an exclusive one by a starting run, costs a
+statement per batch and makes a starting run wait for the marks being committed — whose
+entries then become part of its selection and are sent again.)
 """
 
 from __future__ import annotations
