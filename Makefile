@@ -19,7 +19,7 @@ LOWEST_STAMP  := $(LOWEST_VENV)/.dlqctl-installed
 UV            := $(BIN)/uv
 UV_REQUIREMENT ?= uv>=0.9,<1
 
-.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 test-lowest bench completions clean
+.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 test-lowest soak bench completions clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -80,6 +80,12 @@ test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_BIN)/pytest tests/unit tests/cli $(PYTEST_ARGS)
 
 test: lint typecheck pytest pytest-pg15 test-lowest
+
+# The chaos soak for minutes (its short version runs in make test): SOAK_SECONDS of chaos, then
+# the invariants as counts (see docs/operations.md). SOAK_REPORT=file.json saves the figures.
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/soak/test_soak.py -m soak -s --timeout 0 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

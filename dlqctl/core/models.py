@@ -153,6 +153,8 @@ class WriteResult:
     failures: list[tuple[UUID, str]] = field(default_factory=list)
     topics: dict[str, int] | None = None
     outcome: str = "ok"
+    # More fields of one command's summary (replay: "canary", "skipped_entries", "plan").
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -167,6 +169,7 @@ class WriteResult:
         }
         if self.topics is not None:
             data["topics"] = dict(self.topics)
+        data.update(self.extra)
         return data
 
     def counts(self) -> dict[str, int]:
