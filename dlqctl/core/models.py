@@ -156,6 +156,8 @@ class WriteResult:
     outcome: str = "ok"
     # Why it failed or stopped: the line the command ends with on stderr; None when ok.
     error: str | None = None
+    # More fields of one command's summary (replay: "canary", "skipped_entries", "plan").
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -172,6 +174,7 @@ class WriteResult:
         }
         if self.topics is not None:
             data["topics"] = dict(self.topics)
+        data.update(self.extra)
         return data
 
     def counts(self) -> dict[str, int]:

@@ -28,7 +28,11 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_behind() -> None:
     assert DEMO_CONSUMER in result.stdout
     assert "unknown currency <str> in order <n>" in result.stdout
     assert "\x1b[" not in result.stdout + result.stderr
-    assert "Replaying the 'unknown currency' group" in result.stderr
+    assert "Replaying the 'unknown currency' group behind a canary" in result.stderr
+    # The loop: a canary into the still broken service stops, the fixed one lets the rest go.
+    assert "canary: 3 of 3 entries failed again" in result.stderr
+    assert "canary passed: none of the 3 entries failed again; replaying the rest" in result.stderr
+    assert "refailed" in result.stdout and "passed" in result.stdout
     assert "Traceback" not in result.stderr
     assert wait_gone(server_pids(marker)) == set()
 
