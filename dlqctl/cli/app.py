@@ -49,6 +49,8 @@ from dlqctl.core.text import one_line
 # What a shell reports for a tool killed by SIGPIPE (128 + 13): `dlqctl list --all | head`.
 EXIT_BROKEN_PIPE = 141
 MAX_ERROR_LINE = 20_000
+# The one option whose value may hold a secret (a DSN with its password).
+SECRET_OPTION = "--database-url"
 
 
 class _PipeClosed(Exception):
@@ -177,13 +179,18 @@ def _argument_problem(argv: Sequence[str]) -> str | None:
             except UnicodeEncodeError:
                 problem = "is not valid UTF-8"
         option, equals, _ = argument.partition("=")
+        after = argv[i - 1] if i > 0 else ""
         if argument.startswith("--") and equals:
             what = f"the value of {_shown(option)}"
-        elif i > 0 and argv[i - 1].startswith("-") and "=" not in argv[i - 1]:
-            what = f"argument {i + 1} (after {_shown(argv[i - 1])})"
+        elif after.startswith("-") and "=" not in after:
+            what = f"argument {i + 1} (after {_shown(after)})"
         else:
             what = f"argument {i + 1}"
-        return f"{what} {problem}: '{_shown(argument)}' (dlqctl takes text arguments only)"
+        if SECRET_OPTION in (option, after):
+            shown = "(not shown: it may hold a password)"  # the scrubber cannot know it yet
+        else:
+            shown = f"'{_shown(argument)}'"
+        return f"{what} {problem}: {shown} (dlqctl takes text arguments only)"
     return None
 
 
