@@ -1,8 +1,15 @@
-"""Queries on ``dlq`` shared by several commands: resolving ids and counting matches."""
+"""Queries on ``dlq`` shared by several commands: resolving ids and counting matches.
+
+An id prefix is a range of the primary key (``ORDER BY dlq_id``: only that index delivers
+it); counts read the matching rows through ``filters.walk`` (exactly those rows, fenced);
+explicit ids are looked up by primary key before any other condition applies. See
+docs/performance.md.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from psycopg import sql
@@ -12,9 +19,17 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import IdSelector
 from dlqctl.core.models import MatchCount, Status
 from dlqctl.db.connection import Connection
-from dlqctl.db.filters import build_filter
+from dlqctl.db.filters import fence_plans, walk
 
 MAX_CANDIDATES = 5
+
+
+_RESOLVE = """
+SELECT dlq_id FROM dlq
+WHERE dlq_id BETWEEN %(low)s AND %(high)s
+ORDER BY dlq_id
+LIMIT %(limit)s
+"""
 
 
 def resolve_ids(conn: Connection, selectors: Sequence[IdSelector]) -> list[UUID]:
@@ -22,8 +37,7 @@ def resolve_ids(conn: Connection, selectors: Sequence[IdSelector]) -> list[UUID]
     resolved: list[UUID] = []
     for selector in selectors:
         rows = conn.execute(
-            "SELECT dlq_id FROM dlq WHERE dlq_id BETWEEN %(low)s AND %(high)s"
-            " ORDER BY dlq_id LIMIT %(limit)s",
+            _RESOLVE,
             {"low": selector.low, "high": selector.high, "limit": MAX_CANDIDATES + 1},
         ).fetchall()
         if not rows:
@@ -38,19 +52,36 @@ def resolve_ids(conn: Connection, selectors: Sequence[IdSelector]) -> list[UUID]
     return resolved
 
 
+_COUNT_MATCHES = """
+SELECT consumer, status, count(*) AS n
+FROM {walk} AS w
+GROUP BY consumer, status
+ORDER BY consumer, status
+"""
+
+
+def count_matches_query(
+    entry_filter: EntryFilter, ids: Sequence[UUID] | None = None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The query and parameters of ``count_matches`` (run it after ``fence_plans``)."""
+    source = walk(entry_filter, ("consumer", "status"), ids=ids)
+    return sql.SQL(_COUNT_MATCHES).format(walk=source.source), source.params
+
+
 def count_matches(
     conn: Connection, entry_filter: EntryFilter, ids: Sequence[UUID] | None = None
 ) -> list[MatchCount]:
     """Matches per consumer and status (what a confirmation prompt shows)."""
-    where = build_filter(entry_filter, ids=ids)
-    query = sql.SQL(
-        "SELECT consumer, status, count(*) AS n FROM dlq {} GROUP BY consumer, status"
-        " ORDER BY consumer, status"
-    ).format(where.where())
-    return [
-        MatchCount(consumer=r["consumer"], status=Status(r["status"]), count=r["n"])
-        for r in conn.execute(query, where.params)
-    ]
+    query, params = count_matches_query(entry_filter, ids)
+    with conn.transaction():
+        fence_plans(conn)
+        rows = conn.execute(query, params).fetchall()
+    return [MatchCount(r["consumer"], Status(r["status"]), r["n"]) for r in rows]
+
+
+_ELIGIBLE = """
+SELECT dlq_id FROM {walk} AS w
+"""
 
 
 def split_explicit_ids(
@@ -62,12 +93,12 @@ def split_explicit_ids(
     """Resolved explicit ids split into (eligible, ineligible).
 
     Eligible: selected by the other filters and in one of ``eligible_statuses``.
-    Ineligible (SPEC §4): ids that exist but are not eligible — another status, or
-    excluded by the filters given with them.
+    Ineligible: ids that exist but are not eligible — another status, or excluded by the
+    filters given with them.
     """
     if not ids:
         return [], []
-    where = build_filter(entry_filter.with_statuses(tuple(eligible_statuses)), ids=ids)
-    query = sql.SQL("SELECT dlq_id FROM dlq {}").format(where.where())
-    eligible = {r["dlq_id"] for r in conn.execute(query, where.params)}
+    source = walk(entry_filter, ("dlq_id",), statuses=eligible_statuses, ids=ids)
+    query = sql.SQL(_ELIGIBLE).format(walk=source.source)
+    eligible = {r["dlq_id"] for r in conn.execute(query, source.params)}
     return [i for i in ids if i in eligible], [i for i in ids if i not in eligible]

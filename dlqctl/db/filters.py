@@ -1,15 +1,53 @@
-"""The one translation of an EntryFilter into parameterised SQL conditions."""
+"""The one translation of an EntryFilter into SQL: row conditions, and the index walks that
+every selective statement reads its rows through (see docs/performance.md).
+
+A walk is a UNION ALL of one branch per index range: per (consumer, status) pair a range of
+``idx_dlq_consumer_status_failed``, or, without a consumer filter, per status a range of
+``idx_dlq_status_failed``. Each branch is built so that its index is the only plan without
+a sort, whatever the planner believes about the values:
+
+- the consumer is matched with a one-element ``= ANY(array)`` and the status with ``=``:
+  the branch's ORDER BY (consumer, failed_at, dlq_id) then keeps ``consumer`` (an ``=``
+  would drop it as a constant), an order only ``idx_dlq_consumer_status_failed`` delivers;
+  a status-only branch orders by (failed_at, dlq_id) under ``status =``, an order only
+  ``idx_dlq_status_failed`` delivers (``idx_dlq_failed_at`` lacks the dlq_id tie-break);
+- ``fence_plans`` makes every plan with a Sort or Incremental Sort node cost more than any
+  plan without one (``enable_sort``/``enable_incremental_sort`` off) for the transaction,
+  so neither "read the whole range, then sort" nor "walk idx_dlq_failed_at with a filter"
+  can win on a wrong row estimate;
+- the keyset and the window's edge on the walk's side are one row-value bound,
+  ``(failed_at, dlq_id) < (…)`` (``>`` walking oldest first), which the index takes as its
+  start: a deep page or a late batch starts where the previous one stopped.
+
+Explicit ids and ``--event-id`` select a handful of rows through the primary key or
+``idx_dlq_event_id`` instead: a ``MATERIALIZED`` CTE that holds only that condition (no
+other index can serve it), the other conditions applied to its rows.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from psycopg import sql
 
 from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import Status
+
+MIN_ID = UUID(int=0)
+MAX_ID = UUID(int=(1 << 128) - 1)
+# Before and after every failed_at (timestamptz holds both; infinity does not fit datetime).
+BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+END = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+# See the module docstring. SET LOCAL: for the current transaction only.
+_FENCE_PLANS = "SET LOCAL enable_sort = off; SET LOCAL enable_incremental_sort = off"
+
+Bound = tuple[datetime, UUID]
 
 
 @dataclass
@@ -42,12 +80,14 @@ def build_filter(
     ids: Sequence[UUID] | None = None,
     include_consumers: bool = True,
     include_statuses: bool = True,
+    since: bool = True,
+    until: bool = True,
 ) -> SqlFilter:
     """Conditions for ``entry_filter`` on table ``dlq``.
 
     ``ids`` are the already resolved explicit ids (see ``resolve_ids``), if any were given.
-    ``include_consumers`` / ``include_statuses`` leave those conditions out for queries that
-    walk consumers or statuses themselves (a LATERAL over the index).
+    ``include_consumers`` / ``include_statuses`` / ``since`` / ``until`` leave those
+    conditions out for queries that walk index ranges themselves (see ``walk``).
     """
     out = SqlFilter()
     if include_consumers and entry_filter.consumers:
@@ -57,9 +97,9 @@ def build_filter(
             "status = ANY(%(statuses)s::text[])",
             statuses=[s.value for s in entry_filter.statuses],
         )
-    if entry_filter.since is not None:
+    if since and entry_filter.since is not None:
         out.add("failed_at >= %(since)s", since=entry_filter.since)
-    if entry_filter.until is not None:
+    if until and entry_filter.until is not None:
         out.add("failed_at < %(until)s", until=entry_filter.until)
     if entry_filter.error is not None:
         # strpos, not LIKE: the text is a literal, so % _ and \ need no escaping.
@@ -69,3 +109,186 @@ def build_filter(
     if ids is not None:
         out.add("dlq_id = ANY(%(ids)s::uuid[])", ids=list(ids))
     return out
+
+
+def fence_plans(conn: Any) -> None:
+    """For the rest of the open transaction, no plan with a sort is cheap (see above).
+
+    Run it inside a transaction (a connection in autocommit mode needs
+    ``with conn.transaction():``), before the walk statements.
+    """
+    conn.execute(_FENCE_PLANS)
+
+
+def first_bound(entry_filter: EntryFilter, *, newest_first: bool) -> Bound:
+    """Where a walk starts: the window's edge on its side, else the end of time.
+
+    Exact: ``(failed_at, dlq_id) < (until, MIN_ID)`` is ``failed_at < until``, and
+    ``(failed_at, dlq_id) > (since - 1 µs, MAX_ID)`` is ``failed_at >= since``.
+    """
+    if newest_first:
+        return (entry_filter.until, MIN_ID) if entry_filter.until else (END, MIN_ID)
+    if entry_filter.since is not None:
+        return (entry_filter.since - _MICROSECOND, MAX_ID)
+    return (BEGINNING, MAX_ID)
+
+
+def bound_after(entry_filter: EntryFilter, position: Bound | None, *, newest_first: bool) -> Bound:
+    """The bound of a walk that continues after ``position``: that, or the window's edge,
+    whichever is stricter."""
+    first = first_bound(entry_filter, newest_first=newest_first)
+    if position is None:
+        return first
+    return min(first, position) if newest_first else max(first, position)
+
+
+def bound_params(bound: Bound, prefix: str = "walk") -> dict[str, Any]:
+    return {f"{prefix}_at": bound[0], f"{prefix}_id": bound[1]}
+
+
+def keyset_condition(newest_first: bool, prefix: str = "walk") -> str:
+    """Rows after the walk's bound ``%({prefix}_at)s`` / ``%({prefix}_id)s``."""
+    op = "<" if newest_first else ">"
+    return f"(failed_at, dlq_id) {op} (%({prefix}_at)s, %({prefix}_id)s::uuid)"
+
+
+@dataclass(frozen=True)
+class IndexRange:
+    """One range a walk reads: a consumer and a status, or (consumer None) a status."""
+
+    consumer: str | None
+    status: str
+
+
+def index_ranges(entry_filter: EntryFilter, statuses: Sequence[Status]) -> list[IndexRange]:
+    """The ranges of a filter's consumers × ``statuses`` (every consumer when none given)."""
+    consumers: Sequence[str | None] = entry_filter.consumers or (None,)
+    return [IndexRange(c, s.value) for c in consumers for s in statuses]
+
+
+def is_fenced(entry_filter: EntryFilter, ids: Sequence[UUID] | None) -> bool:
+    """Whether a walk reads through the primary key or idx_dlq_event_id (few rows)."""
+    return ids is not None or entry_filter.event_id is not None
+
+
+@dataclass(frozen=True)
+class Walk:
+    """A FROM item that yields the selection's rows, each branch in walk order.
+
+    ``source`` is a parenthesised subquery (alias it); its columns are ``row_ctid`` and the
+    requested ones. ``params`` start the walk at the window's edge (``first_bound``); a walk
+    that continues overrides ``{prefix}_at`` / ``{prefix}_id`` (``bound_params``). A
+    limited walk also needs ``{prefix}_limit``.
+    """
+
+    source: sql.Composable
+    params: dict[str, Any]
+    branches: int
+
+
+def walk(
+    entry_filter: EntryFilter,
+    columns: Sequence[str],
+    *,
+    statuses: Sequence[Status] | None = None,
+    ids: Sequence[UUID] | None = None,
+    newest_first: bool = True,
+    limit: bool = False,
+    extra: SqlFilter | None = None,
+    prefix: str = "walk",
+) -> Walk:
+    """The rows of ``entry_filter`` (statuses: ``statuses``, default its effective ones)
+    read range by range; see the module docstring.
+
+    ``limit``: each branch stops after ``%({prefix}_limit)s`` rows (the caller merges the
+    branches and takes as many). ``extra``: more conditions on each row.
+    """
+    statuses = tuple(statuses if statuses is not None else entry_filter.effective_statuses)
+    keyset = keyset_condition(newest_first, prefix)
+    order = "failed_at DESC, dlq_id DESC" if newest_first else "failed_at, dlq_id"
+    stop = f" LIMIT %({prefix}_limit)s" if limit else ""
+    selected = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    # The window's edge on the walk's side is in the bound; the other edge stops the walk.
+    rows = build_filter(
+        entry_filter,
+        include_consumers=False,
+        include_statuses=False,
+        since=newest_first,
+        until=not newest_first,
+    )
+    params: dict[str, Any] = {
+        **rows.params,
+        **bound_params(first_bound(entry_filter, newest_first=newest_first), prefix),
+    }
+    if extra is not None:
+        rows.conditions.extend(extra.conditions)
+        params.update(extra.params)
+
+    if is_fenced(entry_filter, ids):
+        # A handful of rows by primary key or event id; the rest is checked on those rows.
+        picked = SqlFilter()
+        if ids is not None:
+            picked.add("dlq_id = ANY(%(ids)s::uuid[])", ids=list(ids))
+        if entry_filter.event_id is not None:
+            picked.add("event_id = %(event_id)s", event_id=entry_filter.event_id)
+        params.update(picked.params)
+        matched = SqlFilter()
+        if entry_filter.consumers:
+            matched.add(
+                "consumer = ANY(%(consumers)s::text[])", consumers=list(entry_filter.consumers)
+            )
+        matched.add("status = ANY(%(statuses)s::text[])", statuses=[s.value for s in statuses])
+        params.update(matched.params)
+        source = sql.SQL(
+            "(WITH picked AS MATERIALIZED (SELECT ctid AS row_ctid, * FROM dlq {picked})"
+            " SELECT row_ctid, {selected} FROM picked"
+            " WHERE {keyset}{matched}{rows} ORDER BY {order}{stop})"
+        ).format(
+            picked=picked.where(),
+            selected=selected,
+            keyset=sql.SQL(keyset),
+            matched=matched.and_(),
+            rows=rows.and_(),
+            order=sql.SQL(order),
+            stop=sql.SQL(stop),
+        )
+        return Walk(source, params, 1)
+
+    branches = []
+    for i, index_range in enumerate(index_ranges(entry_filter, statuses)):
+        match, branch_order = range_match(index_range, i, params, newest_first, prefix)
+        branches.append(
+            sql.SQL(
+                "(SELECT ctid AS row_ctid, {selected} FROM dlq"
+                " WHERE {match} AND {keyset}{rows} ORDER BY {order}{stop})"
+            ).format(
+                selected=selected,
+                match=sql.SQL(match),
+                keyset=sql.SQL(keyset),
+                rows=rows.and_(),
+                order=sql.SQL(branch_order),
+                stop=sql.SQL(stop),
+            )
+        )
+    if len(branches) == 1:
+        return Walk(branches[0], params, 1)
+    union = sql.SQL("(") + sql.SQL(" UNION ALL ").join(branches) + sql.SQL(")")
+    return Walk(union, params, len(branches))
+
+
+def range_match(
+    index_range: IndexRange,
+    i: int,
+    params: dict[str, Any],
+    newest_first: bool = True,
+    prefix: str = "walk",
+) -> tuple[str, str]:
+    """(condition, ORDER BY) of one range of a walk; its parameters go into ``params``."""
+    order = "failed_at DESC, dlq_id DESC" if newest_first else "failed_at, dlq_id"
+    params[f"{prefix}_status_{i}"] = index_range.status
+    match = f"status = %({prefix}_status_{i})s::text"
+    if index_range.consumer is None:
+        return match, order
+    params[f"{prefix}_consumer_{i}"] = [index_range.consumer]
+    match = f"consumer = ANY(%({prefix}_consumer_{i})s::text[]) AND {match}"
+    return match, ("consumer, " if newest_first else "consumer DESC, ") + order
