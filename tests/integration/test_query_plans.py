@@ -34,6 +34,7 @@ from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
 from dlqctl.db import cleanup_queries as cq
 from dlqctl.db import entries
+from dlqctl.db import fingerprints as fp
 from dlqctl.db import inspect_queries as iq
 from dlqctl.db import replay_queries as rq
 from tests import datagen
@@ -99,6 +100,7 @@ class Facts:
 
     counts: dict[tuple[str, str], int]
     last_hour: int
+    unfingerprinted: int
     old_event: uuid.UUID
     old_ids: list[uuid.UUID]
     deep_big: Position
@@ -126,6 +128,9 @@ def facts(plan_dbs: dict[str, str]) -> Facts:
         last_hour = conn.execute(
             "SELECT count(*) AS n FROM dlq WHERE failed_at >= %s", (NOW - timedelta(hours=1),)
         ).fetchone()
+        unfingerprinted = conn.execute(
+            "SELECT count(*) AS n FROM dlq WHERE error_fingerprint IS NULL"
+        ).fetchone()
         old_rows = conn.execute(
             "SELECT dlq_id, event_id FROM dlq WHERE consumer = %s ORDER BY failed_at LIMIT 3",
             (OLD,),
@@ -143,10 +148,11 @@ def facts(plan_dbs: dict[str, str]) -> Facts:
             assert row is not None
             return Position(row["failed_at"], row["dlq_id"])
 
-        assert last_hour is not None
+        assert last_hour is not None and unfingerprinted is not None
         return Facts(
             counts=counts,
             last_hour=last_hour["n"],
+            unfingerprinted=unfingerprinted["n"],
             old_event=old_rows[0]["event_id"],
             old_ids=[r["dlq_id"] for r in old_rows],
             deep_big=deep(BIG, None),
@@ -354,6 +360,13 @@ SHAPES: dict[str, Build] = {
     "stats oldest pending": lambda facts: Shape(
         iq._OLDEST_PENDING, {"consumers": [BIG, OLD, NEW, TINY]}, 4
     ),
+    # the fingerprint backfill
+    "backfill batch": lambda facts: Shape(
+        fp._BACKFILL,
+        {"after": uuid.UUID("80000000-0000-0000-0000-000000000000"), "limit": BATCH},
+        BATCH,
+    ),
+    "count unfingerprinted": lambda facts: Shape(fp._MISSING, {}, facts.unfingerprinted),
     # ids
     "id prefix": id_prefix,
     "explicit ids": explicit_ids,
