@@ -1,8 +1,7 @@
 -- Round 2: later failures of replayed entries (dlq_attempts) and edited messages (edited_*).
 -- Only additions: nullable columns without defaults (a catalog change) and a new table. The
--- foreign key takes a short SHARE ROW EXCLUSIVE lock on dlq; the lock timeout makes the
--- migration fail fast (re-run it) instead of queueing the services' inserts behind it when a
--- long transaction holds the table (see docs/operations.md, "Upgrades").
+-- lock timeout makes the migration fail fast (re-run it) instead of queueing the services'
+-- inserts behind it when a long transaction holds the table (see docs/operations.md).
 SET LOCAL lock_timeout = '5s';
 
 -- What replay publishes instead of the original message (`dlqctl edit`). The original
@@ -21,7 +20,10 @@ COMMENT ON COLUMN dlq.edited_headers IS
 -- dlq-id and dlq-consumer headers, and the entry was reopened instead of a new one stored.
 CREATE TABLE IF NOT EXISTS dlq_attempts (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    dlq_id           uuid NOT NULL REFERENCES dlq (dlq_id) ON DELETE CASCADE,
+    -- No foreign key to dlq on purpose: it would make the original system's `TRUNCATE dlq`
+    -- fail. purge deletes the attempts of the entries it deletes; the consumer locks the
+    -- entry row before it records an attempt.
+    dlq_id           uuid NOT NULL,
     attempt          integer NOT NULL,
     failed_at        timestamptz NOT NULL DEFAULT now(),
     error_message    text NOT NULL,
@@ -33,6 +35,6 @@ CREATE TABLE IF NOT EXISTS dlq_attempts (
 COMMENT ON COLUMN dlq_attempts.attempt IS 'the entry''s retry_count when it failed again';
 
 -- A re-delivered replayed message records one attempt; also the lookup by entry (show, and
--- the foreign key's cascade when purge deletes entries).
+-- purge deleting the attempts of the entries it deletes).
 CREATE UNIQUE INDEX IF NOT EXISTS uq_dlq_attempts_source_message
     ON dlq_attempts (dlq_id, source_topic, source_partition, source_offset);

@@ -20,9 +20,11 @@ from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from dlqctl.db.migrations import migrate
+from dlqctl.embedded.demo_state import state_path
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
-from tests.helpers import CliRun, run_cli
+from tests.cli_helpers import CliEnv, CliRun, run_cli
+from tests.factories import ACTOR, DELIVERY_TIMEOUT
 
 TEMPLATE_BASE = "dlqctl_test"
 
@@ -55,11 +57,16 @@ def _isolated_settings(
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.getbasetemp()))
 
 
+def _start_postgres() -> EmbeddedPostgres:
+    """A new PostgreSQL server from the embedded wheel or ``DLQCTL_TEST_PG_BINDIR``."""
+    bindir = os.environ.get("DLQCTL_TEST_PG_BINDIR")
+    return EmbeddedPostgres(bindir=Path(bindir) if bindir else None).start()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[NoopExecutor]:
     """A PostgreSQL server with a migrated template database for the session."""
-    bindir = os.environ.get("DLQCTL_TEST_PG_BINDIR")
-    server = EmbeddedPostgres(bindir=Path(bindir) if bindir else None).start()
+    server = _start_postgres()
     try:
         executor = NoopExecutor(
             host="127.0.0.1", port=server.port, user="postgres", options="", dbname=TEMPLATE_BASE
@@ -106,6 +113,17 @@ def empty_db_url(pg_server: NoopExecutor) -> Iterator[str]:
         yield f"postgresql://{pg_server.user}@{pg_server.host}:{pg_server.port}/{name}"
 
 
+@pytest.fixture
+def own_pg() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own, migrated, that the test may stop and start."""
+    server = _start_postgres()
+    try:
+        migrate(server.dsn)
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker]:
     """One tansu broker for the session; tests use their own topic and group names."""
@@ -121,3 +139,27 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
         return run_cli(list(args), env=env or {}, input=input)
 
     return invoke
+
+
+@pytest.fixture
+def cli_env(db_url: str) -> CliEnv:
+    """The environment that points dlqctl at this test's database, as the test actor;
+    ``cli_env(broker.bootstrap_servers, DLQCTL_TOPIC_MAP=...)`` adds a broker and more."""
+
+    def build(bootstrap: str | None = None, **extra: str) -> dict[str, str]:
+        env = {
+            "DLQCTL_DATABASE_URL": db_url,
+            "DLQCTL_ACTOR": ACTOR,
+            "DLQCTL_KAFKA_DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
+        }
+        if bootstrap is not None:
+            env["DLQCTL_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        return {**env, **extra}
+
+    return build
+
+
+@pytest.fixture
+def no_kept_demo() -> None:
+    """The demo tests start and stop demos of their own: none may be kept from elsewhere."""
+    assert not state_path().exists(), "a kept demo from elsewhere is running; stop it first"

@@ -13,21 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from dlqctl.core.settings import Settings
 from dlqctl.kafka.consumer import ConsumerStats, DlqConsumer
-from tests.kafka_helpers import TEST_CONSUMER_CONFIG, read_topic, unique_name
-
-
-def consumer_settings(db_url: str, bootstrap: str, **overrides: Any) -> Settings:
-    """Settings for a consumer under test: quick retries and commits, short group timeouts."""
-    kafka_consumer_config = {**TEST_CONSUMER_CONFIG, **overrides.pop("kafka_consumer_config", {})}
-    values: dict[str, Any] = {
-        "database_url": db_url,
-        "kafka_bootstrap_servers": bootstrap,
-        "kafka_consumer_config": kafka_consumer_config,
-        "consumer_retry_backoff": (0.0, 0.05),
-        "consumer_commit_interval": 0.2,
-        **overrides,
-    }
-    return Settings(**values)
+from tests.kafka_helpers import read_topic, unique_name
 
 
 class RunningConsumer:
@@ -101,32 +87,6 @@ def end_offsets(bootstrap: str, topic: str, count: int) -> dict[int, int]:
     for message in read_topic(bootstrap, topic, count):
         ends[message.partition] = max(ends.get(message.partition, 0), message.offset + 1)
     return ends
-
-
-class Recorder:
-    """A handler that records the events it saw and fails the ones marked poison."""
-
-    def __init__(self, sleep: float = 0.0) -> None:
-        self.calls: list[Any] = []
-        self.sleep = sleep
-        self._lock = threading.Lock()
-
-    def __call__(self, value: Any) -> None:
-        with self._lock:
-            self.calls.append(value)
-        if self.sleep:
-            time.sleep(self.sleep)
-        if isinstance(value, dict) and value.get("poison"):
-            raise ValueError(f"cannot project event {value.get('n')}")
-
-    def handled(self) -> list[int]:
-        """The ``n`` of events handled successfully (in order, repeats kept)."""
-        with self._lock:
-            return [c["n"] for c in self.calls if isinstance(c, dict) and not c.get("poison")]
-
-    def count(self, n: int) -> int:
-        with self._lock:
-            return sum(1 for c in self.calls if isinstance(c, dict) and c.get("n") == n)
 
 
 def make_consumer(

@@ -1,4 +1,5 @@
-"""Rows for the tests: the dlq table filled the way its writers fill it."""
+"""What the tests build: rows of the dlq table (filled the way its writers fill it) and the
+settings a test runs dlqctl with; and the audit log read back."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+
+from dlqctl.core.settings import Settings
 
 COLUMNS = (
     "dlq_id",
@@ -27,6 +30,12 @@ COLUMNS = (
     "event_raw",
     "error_fingerprint",
 )
+
+# Who acts in the audit log of every test run, and how long replay waits for the test broker.
+ACTOR = "oncall-test"
+DELIVERY_TIMEOUT = 10
+# tansu holds a group's first JoinGroup for session.timeout.ms / 2 (infra recipe §3.2).
+TEST_CONSUMER_CONFIG = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
 _sequence = itertools.count()
 BASE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
@@ -76,3 +85,28 @@ def insert_entries(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) ->
 
 def insert_many(conn: psycopg.Connection[Any], count: int, **overrides: Any) -> list[uuid.UUID]:
     return insert_entries(conn, [entry(**overrides) for _ in range(count)])
+
+
+def audit_rows(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every dlq_actions row, oldest first (``conn`` returns rows as dicts)."""
+    return conn.execute("SELECT * FROM dlq_actions ORDER BY id").fetchall()
+
+
+def make_settings(db_url: str, bootstrap: str | None = None, **overrides: Any) -> Settings:
+    """Settings for a test: its database and broker, the test actor, a short delivery timeout,
+    and for consumers quick retries, quick commits and short group timeouts.
+
+    ``kafka_consumer_config`` overrides are added to the test consumer config, not replacing it.
+    """
+    consumer_config = {**TEST_CONSUMER_CONFIG, **overrides.pop("kafka_consumer_config", {})}
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "kafka_bootstrap_servers": bootstrap,
+        "actor": ACTOR,
+        "kafka_delivery_timeout": DELIVERY_TIMEOUT,
+        "kafka_consumer_config": consumer_config,
+        "consumer_retry_backoff": (0.0, 0.05),
+        "consumer_commit_interval": 0.2,
+        **overrides,
+    }
+    return Settings(**values)

@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-# tansu holds a group's first JoinGroup for session.timeout.ms / 2 (infra recipe §3.2).
-TEST_CONSUMER_CONFIG = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
-
 
 def unique_name(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

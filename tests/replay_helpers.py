@@ -1,4 +1,4 @@
-"""Shared pieces of the replay tests: settings, environments, reading rows and messages."""
+"""Shared pieces of the replay tests: reading rows, audit records and messages back."""
 
 from __future__ import annotations
 
@@ -6,32 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from dlqctl.core.settings import Settings
 from tests.kafka_helpers import Message, read_topic
-
-ACTOR = "oncall-test"
-
-
-def replay_settings(db_url: str, bootstrap: str, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": db_url,
-        "kafka_bootstrap_servers": bootstrap,
-        "actor": ACTOR,
-        "kafka_delivery_timeout": 10,
-    }
-    values.update(extra)
-    return Settings(**values)
-
-
-def replay_env(db_url: str, bootstrap: str, **extra: str) -> dict[str, str]:
-    env = {
-        "DLQCTL_DATABASE_URL": db_url,
-        "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "DLQCTL_ACTOR": ACTOR,
-        "DLQCTL_KAFKA_DELIVERY_TIMEOUT": "10",
-    }
-    env.update(extra)
-    return env
 
 
 def rows_by_id(conn: Any) -> dict[uuid.UUID, dict[str, Any]]:
@@ -57,12 +32,6 @@ def header(message: Message, name: str) -> str | None:
 def dlq_ids_on(bootstrap: str, topic: str, expected: int) -> list[uuid.UUID]:
     """The dlq-id header of every message on the topic (duplicates kept)."""
     return [uuid.UUID(header(m, "dlq-id")) for m in read_topic(bootstrap, topic, expected)]
-
-
-def audit_rows(conn: Any) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT actor, action, filter, ids, counts, outcome, details FROM dlq_actions ORDER BY id"
-    ).fetchall()
 
 
 def parse_json(stdout: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The dlqctl command line: global options, command registration and the one error boundary.
 
-Command modules are imported here, so they keep their own imports light: psycopg, the
-Kafka client, pydantic-settings and Rich are imported inside the commands that need them.
+Importing this module (which imports every command module) stays cheap so that `--help`
+and short commands start fast: psycopg, the Kafka client, pydantic-settings and Rich are
+imported inside the functions that need them (tests/cli/test_startup.py checks).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer import _click as click
 from typer.core import TyperGroup
 
 from dlqctl import __version__
 from dlqctl.cli.commands import (
+    completion_cmd,
     config_cmd,
     consume_cmd,
     demo_cmd,
@@ -31,7 +32,7 @@ from dlqctl.cli.commands import (
     stats_cmd,
 )
 from dlqctl.cli.context import AppState, debug_from_env, early_scrubber
-from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, DlqctlError
+from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, DlqctlError, RunEnded
 from dlqctl.core.secrets import ScrubbingStream
 
 
@@ -71,15 +72,19 @@ class DlqctlGroup(TyperGroup):
     ) -> int:
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.ClickException as exc:
-            # Typer's pydantic-based coercion prefixes its messages with "Value error, ".
+        except typer.TyperException as exc:
+            # Usage errors. Typer's pydantic-based coercion prefixes messages "Value error, ".
             exc.message = exc.message.removeprefix("Value error, ")
-            exc.show()
+            _show_usage_error(exc)
+            return exc.exit_code
+        except RunEnded as exc:
+            if exc.error:
+                _error_line(exc.error)
             return exc.exit_code
         except DlqctlError as exc:
             if state.debug:
                 traceback.print_exc()
-            print(f"Error: {exc.message}", file=sys.stderr)
+            _error_line(exc.message)
             return exc.exit_code
         except (KeyboardInterrupt, typer.Abort):
             print("Interrupted.", file=sys.stderr)
@@ -88,13 +93,31 @@ class DlqctlGroup(TyperGroup):
             if state.debug:
                 traceback.print_exc()
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            print(
-                f"Error: unexpected {type(exc).__name__}{': ' + detail if detail else ''}"
-                " (this is a bug in dlqctl; rerun with --debug for the traceback)",
-                file=sys.stderr,
+            _error_line(
+                f"unexpected {type(exc).__name__}{': ' + detail if detail else ''}"
+                " (this is a bug in dlqctl; rerun with --debug for the traceback)"
             )
             return EXIT_FAILED
         return result if isinstance(result, int) else 0
+
+
+def _error_line(message: str) -> None:
+    """The one line a failed command ends with."""
+    print(f"Error: {message}", file=sys.stderr)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """A usage error as Typer prints it: the usage line, the help hint and "Error: …".
+
+    ``typer.TyperException`` (public since Typer 0.27.2) is the base of Typer's usage
+    errors; the ``show`` that prints them lives on its subclasses in Typer's private
+    modules, so it is looked up rather than imported.
+    """
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        _error_line(exc.format_message())
 
 
 app = typer.Typer(
@@ -181,6 +204,7 @@ app.command("history")(history_cmd.history)
 app.command("migrate")(migrate_cmd.migrate)
 app.command("config")(config_cmd.show_config)
 app.command("demo")(demo_cmd.demo)
+app.command("completion")(completion_cmd.completion)
 
 
 def main() -> None:

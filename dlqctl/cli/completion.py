@@ -1,7 +1,11 @@
-"""Shell completion: the checked-in scripts under completions/, and value completion.
+"""Shell completion: the scripts `dlqctl completion SHELL` prints, and value completion.
 
-``python -m dlqctl.cli.completion DIR`` writes the bash, zsh and fish scripts (``make
-completions``); a test checks the checked-in ones match what the current CLI generates.
+The scripts call dlqctl back through Typer's completion protocol (``_DLQCTL_COMPLETE=
+complete_SHELL``); they are the text Typer itself generates (its ``source_SHELL``
+instruction), written out here because Typer's generator is not public API.
+tests/cli/test_completions.py checks both that they still equal Typer's and that the
+checked-in copies under completions/ are current; ``python -m dlqctl.cli.completion DIR``
+(``make completions``) rewrites those.
 """
 
 from __future__ import annotations
@@ -11,50 +15,62 @@ from pathlib import Path
 
 import typer
 
-PROG_NAME = "dlqctl"
 COMPLETE_VAR = "_DLQCTL_COMPLETE"
 SHELLS = {"bash": "dlqctl.bash", "zsh": "_dlqctl", "fish": "dlqctl.fish"}
-COMPLETION_TIMEOUT_SECONDS = 2
 
-# A loose index scan: one index probe per distinct consumer, not a scan of the table.
-_DISTINCT_CONSUMERS = """
-WITH RECURSIVE consumers AS (
-    (SELECT consumer FROM dlq WHERE consumer >= %(prefix)s ORDER BY consumer LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.consumer FROM dlq d WHERE d.consumer > c.consumer
-            ORDER BY d.consumer LIMIT 1)
-    FROM consumers c WHERE c.consumer IS NOT NULL
-)
-SELECT consumer FROM consumers
-WHERE consumer IS NOT NULL AND left(consumer, length(%(prefix)s)) = %(prefix)s
-LIMIT 200
+
+_BASH = """\
+_dlqctl_completion() {
+    local IFS=$'
+'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \\
+                   COMP_CWORD=$COMP_CWORD \\
+                   _DLQCTL_COMPLETE=complete_bash $1 ) )
+    return 0
+}
+
+complete -o default -F _dlqctl_completion dlqctl
 """
+
+_ZSH = """\
+#compdef dlqctl
+
+_dlqctl_completion() {
+  eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" _DLQCTL_COMPLETE=complete_zsh dlqctl)
+}
+
+compdef _dlqctl_completion dlqctl
+"""
+
+_FISH = (
+    "complete --command dlqctl --no-files"
+    ' --arguments "(env _DLQCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args'
+    ' _TYPER_COMPLETE_ARGS=(commandline -cp) dlqctl)"'
+    ' --condition "env _DLQCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args'
+    ' _TYPER_COMPLETE_ARGS=(commandline -cp) dlqctl"\n'
+)
+
+_SCRIPTS = {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}
 
 
 def completion_script(shell: str) -> str:
-    from typer._completion_shared import get_completion_script
-
-    return get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell) + "\n"
+    """The completion script for ``shell`` (bash, zsh or fish)."""
+    return _SCRIPTS[shell]
 
 
 def complete_consumer(ctx: typer.Context, incomplete: str) -> list[str]:
     """Consumer names from the table: fast, read-only, and silent on any error."""
     try:
+        # Lazy: completion runs on every Tab press; pydantic-settings and psycopg load only
+        # when a consumer name is completed.
         from dlqctl.core.settings import load_settings
-        from dlqctl.db.connection import connect
+        from dlqctl.usecases.completion import complete_consumers
 
         root = ctx.find_root().params
         settings = load_settings(
             {"profile": root.get("profile"), "database_url": root.get("database_url")}
         ).settings
-        conn = connect(settings.dsn, application_name="dlqctl completion")
-        try:
-            conn.execute(f"SET statement_timeout = {COMPLETION_TIMEOUT_SECONDS * 1000}")
-            conn.execute("SET default_transaction_read_only = on")
-            rows = conn.execute(_DISTINCT_CONSUMERS, {"prefix": incomplete}).fetchall()
-        finally:
-            conn.close()
-        return [r["consumer"] for r in rows]
+        return complete_consumers(settings, incomplete)
     except Exception:  # completion must never print or fail
         return []
 

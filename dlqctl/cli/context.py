@@ -62,6 +62,7 @@ class AppState:
 
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
+            # Lazy (pydantic-settings): importing the CLI stays cheap; see test_startup.py.
             from dlqctl.core.settings import load_settings
 
             flags = {"profile": self.profile, "database_url": self.database_url}

@@ -15,7 +15,7 @@ import typer
 from dlqctl.cli.completion import complete_consumer
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import IdSelector, parse_id, parse_uuid
-from dlqctl.core.models import Status
+from dlqctl.core.models import Status, iso_utc
 from dlqctl.core.timeparse import TIME_HELP, parse_duration, parse_time
 
 
@@ -174,8 +174,6 @@ def build_entry_filter(
 def filter_args(entry_filter: EntryFilter) -> list[str]:
     """The filter options that select ``entry_filter`` again, with relative times resolved
     (so that a printed follow-up command selects the same window later)."""
-    from dlqctl.core.models import iso_utc
-
     args: list[str] = []
     for consumer in entry_filter.consumers:
         args += ["-c", consumer]

@@ -89,3 +89,14 @@ class Interrupted(DlqctlError):
     """Interrupted."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class RunEnded(DlqctlError):
+    """The run ended; its summary is already printed."""
+
+    def __init__(self, exit_code: int, error: str | None = None) -> None:
+        """Raised by a command after it printed a run's summary: the CLI boundary prints just
+        ``error`` (if any) as the one error line and exits with ``exit_code``."""
+        super().__init__(error)
+        self.exit_code = exit_code
+        self.error = error

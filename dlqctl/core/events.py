@@ -1,6 +1,7 @@
 """Turning a failed Kafka event into a DLQ entry: decoding, event ids, payloads, error text.
 
-Pure logic (SPEC §6), shared by the embedded consumer and the stand-alone DLQ writer.
+Pure logic, shared by the embedded consumer and the stand-alone DLQ writer (see
+docs/consumer.md, "What an entry holds").
 """
 
 from __future__ import annotations
@@ -17,11 +18,19 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from dlqctl.core.fingerprint import fingerprint
 from dlqctl.core.models import Header
 
-# The namespace of derived event ids (SPEC §6).
+# The namespace of derived event ids (see docs/consumer.md, "What an entry holds").
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "dlqctl:event-id")
 # The JSON stand-in stored in event_payload for bytes jsonb cannot hold.
 RAW_PAYLOAD_KEY = "_dlqctl_raw_base64"
+# The payload of a tombstone (a message whose value is null; its event_raw stays NULL): replay
+# sends a null value for it (see docs/consumer.md, "Tombstones").
+TOMBSTONE_KEY = "_dlqctl_tombstone"
+TOMBSTONE_PAYLOAD = json.dumps({TOMBSTONE_KEY: True})
 MAX_ERROR_BYTES = 8192
+# Headers replay adds to what it publishes (see docs/replay.md): a failure of a message that
+# carries them links back to the entry they name (see docs/consumer.md, "Link-back").
+REPLAY_ID_HEADER = "dlq-id"
+REPLAY_CONSUMER_HEADER = "dlq-consumer"
 MAX_CONSUMER_LENGTH = 255  # dlq.consumer is VARCHAR(255)
 
 _CANONICAL_UUID = re.compile(
@@ -102,7 +111,7 @@ def derive_event_id(
     partition: int | None = None,
     offset: int | None = None,
 ) -> UUID:
-    """The event_id of SPEC §6.
+    """The event_id of an entry (see docs/consumer.md, "What an entry holds").
 
     The event's ``event_id`` field, else its ``id`` field (a null counts as absent): as is
     when it is a UUID in its canonical 8-4-4-4-12 text (any case), else
@@ -158,12 +167,6 @@ def error_text(error: BaseException | str) -> str:
     return encoded[:keep].decode("utf-8", "ignore") + marker
 
 
-def one_line(text: str, limit: int = 500) -> str:
-    """Text collapsed to one line (for a log line), at most ``limit`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def check_consumer_name(consumer: str) -> str:
     """The consumer name, or ValueError if the dlq table cannot hold it."""
     if not consumer or not consumer.strip():
@@ -197,6 +200,9 @@ class FailedEvent:
     event_key: bytes | None = None
     event_headers: str | None = None  # jsonb text: [[key, base64 or null], ...]
     event_raw: bytes | None = None
+    # The entry this event was replayed from, when the message names one of this consumer's
+    # (its dlq-id and dlq-consumer headers): the writer links the failure back to it.
+    replayed_from: UUID | None = None
 
     @property
     def source(self) -> str:
@@ -204,6 +210,30 @@ class FailedEvent:
         if self.source_topic is None:
             return "(no source)"
         return f"{self.source_topic}[{self.source_partition}]@{self.source_offset}"
+
+
+def replayed_from(
+    consumer: str, headers: Sequence[tuple[str | bytes, bytes | None]]
+) -> UUID | None:
+    """The entry id in a ``dlq-id`` header, when a ``dlq-consumer`` header names ``consumer``
+    (the last of each counts; replay sends one of each). None for anything else."""
+    entry_id: bytes | None = None
+    named: bytes | None = None
+    for key, value in headers:
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        if name == REPLAY_ID_HEADER:
+            entry_id = value
+        elif name == REPLAY_CONSUMER_HEADER:
+            named = value
+    if entry_id is None or named is None or named != consumer.encode("utf-8"):
+        return None
+    try:
+        text = entry_id.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if len(text) != 36 or not _CANONICAL_UUID.fullmatch(text):
+        return None
+    return UUID(text)
 
 
 def _headers_json(message: KafkaMessage) -> str:
@@ -240,6 +270,9 @@ def failed_event(
         else:
             payload = payload or given.decode("utf-8")
     raw = message.value() if message is not None else event_bytes
+    if message is not None and raw is None and (event is MISSING or event is None):
+        # A tombstone: nothing to keep but the fact; the id hashes the (empty) bytes.
+        return _entry(consumer, MISSING, TOMBSTONE_PAYLOAD, None, b"", error, message)
     if payload is None and event is not MISSING:
         payload = payload_json(event)
     if payload is None:
@@ -251,11 +284,23 @@ def failed_event(
                 rendered = json.dumps(event, default=repr, ensure_ascii=False)
                 raw = rendered.encode("utf-8", "surrogatepass")
         payload = raw_stand_in(raw)
+    # A decoded event with no bytes given: its compact JSON is what the id hashes.
+    raw_for_id = payload.encode("utf-8") if raw is None else raw
+    return _entry(consumer, event, payload, raw, raw_for_id, error, message)
+
+
+def _entry(
+    consumer: str,
+    event: Any,
+    payload: str,
+    raw: bytes | None,
+    raw_for_id: bytes,
+    error: BaseException | str,
+    message: KafkaMessage | None,
+) -> FailedEvent:
     topic = message.topic() if message is not None else None
     partition = message.partition() if message is not None else None
     offset = message.offset() if message is not None else None
-    # A decoded event with no bytes given: its compact JSON is what the id hashes.
-    raw_for_id = payload.encode("utf-8") if raw is None else raw
     text = error_text(error)
     return FailedEvent(
         consumer=consumer,
@@ -269,4 +314,7 @@ def failed_event(
         event_key=message.key() if message is not None else None,
         event_headers=_headers_json(message) if message is not None else None,
         event_raw=raw,
+        replayed_from=replayed_from(consumer, message.headers() or ())
+        if message is not None
+        else None,
     )

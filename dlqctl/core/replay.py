@@ -1,4 +1,4 @@
-"""Replay's pure parts: options, the plan, topic resolution and the message put on Kafka.
+"""Replay's pure parts: the request, the plan, topic resolution and the message put on Kafka.
 
 SPEC §5: key = the original key if recorded, else the event_id as canonical lowercase UUID
 text; value = the original bytes if recorded, else compact JSON of event_payload; headers =
@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-from uuid import UUID
+from dataclasses import dataclass
+from typing import Any
 
 from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from dlqctl.core.models import Header, MatchCount, WriteResult
+from dlqctl.core.events import TOMBSTONE_PAYLOAD
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import Header, Status, WriteResult
+from dlqctl.core.runs import RunPlan
 
 DLQ_HEADER_PREFIX = "dlq-"
 HEADER_ID = "dlq-id"
@@ -39,14 +41,30 @@ Headers = list[tuple[str, bytes | str | None]]
 
 
 @dataclass(frozen=True)
-class ReplayOptions:
-    """How one replay run behaves (the flags besides the filters)."""
+class ReplayRequest:
+    """A replay: the entries ``entry_filter`` selects (pending ones unless it names statuses),
+    and how they are sent (see dlqctl.core.runs for the shape every batch run shares)."""
 
+    entry_filter: EntryFilter
     topic: str | None = None
     rate: float | None = None
     batch_size: int = 1000
     limit: int | None = None
     dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.topic is not None:
+            validate_topic_name(self.topic, "--topic")
+
+    @property
+    def statuses(self) -> tuple[Status, ...]:
+        """The statuses given, else pending."""
+        return self.entry_filter.statuses or (Status.PENDING,)
+
+    @property
+    def selection(self) -> EntryFilter:
+        """The filter with the eligible statuses applied (explicit ids kept)."""
+        return self.entry_filter.with_statuses(self.statuses)
 
     def effective_batch_size(self) -> int:
         """With --rate, a batch holds at most about one second of messages, so that its
@@ -65,14 +83,12 @@ class TopicCount:
     count: int
 
 
-@dataclass
-class ReplayPlan:
-    """What a run is about to do: counted before anything is sent."""
+@dataclass(frozen=True)
+class ReplayPlan(RunPlan):
+    """What a run is about to do, counted before anything is sent: the counts per consumer
+    and status, and per consumer and target topic."""
 
-    total: int
-    match_counts: list[MatchCount]
-    routes: list[TopicCount]
-    ineligible: list[UUID] = field(default_factory=list)
+    routes: tuple[TopicCount, ...] = ()
 
     @property
     def topics(self) -> dict[str, int]:
@@ -80,38 +96,6 @@ class ReplayPlan:
         for route in self.routes:
             totals[route.topic] = totals.get(route.topic, 0) + route.count
         return dict(sorted(totals.items()))
-
-
-class ReplayListener(Protocol):
-    """What the engine tells its caller (the CLI renders it; the core never prints)."""
-
-    def confirm(self, plan: ReplayPlan) -> None:
-        """Called once before the first message; raise to cancel the run."""
-
-    def started(self, total: int) -> None:
-        """The run starts sending; ``total`` entries are selected."""
-
-    def advanced(self, attempted: int) -> None:
-        """``attempted`` entries (delivered or failed) so far."""
-
-    def note(self, message: str) -> None:
-        """A line of narration (a warning, a preflight finding)."""
-
-
-class SilentListener:
-    """A listener that shows nothing and confirms everything (library use, tests)."""
-
-    def confirm(self, plan: ReplayPlan) -> None:
-        return None
-
-    def started(self, total: int) -> None:
-        return None
-
-    def advanced(self, attempted: int) -> None:
-        return None
-
-    def note(self, message: str) -> None:
-        return None
 
 
 @dataclass
@@ -201,13 +185,15 @@ def message_key(event_key: bytes | None, event_id: str) -> bytes | str:
     return event_key if event_key is not None else event_id
 
 
-def message_value(event_raw: bytes | None, payload_text: str | None) -> bytes | str:
-    """The original bytes, else compact JSON of the payload (given as jsonb text)."""
+def message_value(event_raw: bytes | None, payload_text: str | None) -> bytes | str | None:
+    """The original bytes, else compact JSON of the payload (given as jsonb text); None (a
+    null value) for a stored tombstone (see docs/consumer.md, "Tombstones")."""
     if event_raw is not None:
         return event_raw
     if payload_text is None:
         raise ValueError("an entry without event_raw needs its payload")
-    return compact_jsonb_text(payload_text)
+    value = compact_jsonb_text(payload_text)
+    return None if value == compact_jsonb_text(TOMBSTONE_PAYLOAD) else value
 
 
 def message_headers(
@@ -234,7 +220,7 @@ def _size(value: bytes | str | None) -> int:
     return len(value)
 
 
-def wire_size(key: bytes | str, value: bytes | str, headers: Headers) -> int:
+def wire_size(key: bytes | str, value: bytes | str | None, headers: Headers) -> int:
     """The size librdkafka compares with message.max.bytes (its upper bound for a record)."""
     size = RECORD_OVERHEAD + _size(key) + _size(value)
     for name, header_value in headers:

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-# Handler retries: at once, after 1 s, after 2 s (SPEC §6).
+# Handler retries: at once, after 1 s, after 2 s (see docs/consumer.md, "Retries").
 DEFAULT_HANDLER_BACKOFF: tuple[float, ...] = (0.0, 1.0, 2.0)
-# DLQ writes while the database is down: 0.5 s, doubling, capped at 5 s (SPEC §6).
+# DLQ writes while the database is down: 0.5 s, doubling, capped at 5 s (docs/consumer.md).
 DB_BACKOFF_FIRST = 0.5
 DB_BACKOFF_CAP = 5.0
 

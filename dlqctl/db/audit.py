@@ -9,14 +9,14 @@ from psycopg.types.json import Jsonb
 from dlqctl.core.models import AuditRecord
 from dlqctl.db.connection import Connection
 
-_INSERT = """
+_INSERT_ACTION = """
 INSERT INTO dlq_actions (actor, host, action, filter, ids, counts, outcome, reason, details)
 VALUES (%(actor)s, %(host)s, %(action)s, %(filter)s, %(ids)s, %(counts)s, %(outcome)s,
         %(reason)s, %(details)s)
 RETURNING at
 """
 
-_SELECT = """
+_SELECT_ACTIONS = """
 SELECT at, actor, host, action, filter, ids, counts, outcome, reason, details
 FROM dlq_actions
 WHERE (%(action)s::text IS NULL OR action = %(action)s)
@@ -28,7 +28,7 @@ LIMIT %(limit)s
 def record_action(conn: Connection, record: AuditRecord) -> None:
     """Insert the audit row (in the caller's transaction, if one is open)."""
     conn.execute(
-        _INSERT,
+        _INSERT_ACTION,
         {
             "actor": record.actor,
             "host": record.host,
@@ -48,7 +48,7 @@ def list_actions(
 ) -> list[AuditRecord]:
     """Audit rows, newest first."""
     rows: list[dict[str, Any]] = conn.execute(
-        _SELECT, {"action": action, "limit": limit}
+        _SELECT_ACTIONS, {"action": action, "limit": limit}
     ).fetchall()
     return [
         AuditRecord(

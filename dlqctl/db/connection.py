@@ -1,7 +1,13 @@
-"""Opening connections and translating psycopg errors into dlqctl errors, in one place."""
+"""Opening connections and translating psycopg errors into dlqctl errors, in one place.
+
+The layers above see only what this module hands out: sessions (``session``,
+``read_only_session``), dlqctl errors (``translate_errors``, ``batch_errors``) and
+``release``; none of them imports psycopg (see docs/architecture.md).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +30,10 @@ APPLICATION_NAME = "dlqctl"
 DEFAULT_CONNECT_TIMEOUT = 10
 
 Connection = psycopg.Connection[dict[str, Any]]
+
+_SET_STATEMENT_TIMEOUT = """
+SELECT set_config('statement_timeout', %(milliseconds)s, false)
+"""
 
 
 def describe_target(dsn: str) -> str:
@@ -70,6 +80,15 @@ def connect(
         ) from None
 
 
+def accepts_connections(dsn: str, *, timeout: int = 2) -> bool:
+    """Whether the server at ``dsn`` accepts a connection now (a readiness probe)."""
+    try:
+        psycopg.connect(dsn, connect_timeout=timeout).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
 def _reason(exc: psycopg.OperationalError) -> str:
     # libpq says 'connection to server at "h", port p failed: <reason>'; we name the target.
     text = first_line(exc)
@@ -114,3 +133,47 @@ def session(
             yield conn
     finally:
         conn.close()
+
+
+@contextmanager
+def read_only_session(
+    dsn: str,
+    *,
+    snapshot: bool = False,
+    application_name: str = APPLICATION_NAME,
+    statement_timeout: float | None = None,
+) -> Iterator[Connection]:
+    """A session whose transactions cannot write.
+
+    ``snapshot``: every query of a transaction sees the same snapshot (REPEATABLE READ);
+    ``statement_timeout``: seconds after which the server cancels a statement.
+    """
+    with session(dsn, application_name=application_name) as conn:
+        conn.read_only = True
+        if snapshot:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        if statement_timeout is not None:
+            milliseconds = str(max(1, round(statement_timeout * 1000)))
+            conn.execute(_SET_STATEMENT_TIMEOUT, {"milliseconds": milliseconds})
+        yield conn
+
+
+def usable(conn: Connection) -> bool:
+    """Whether the connection is still open and not broken (a failed run's may be neither)."""
+    return not conn.closed and not conn.broken
+
+
+def release(conn: Connection) -> None:
+    """Roll back whatever the connection holds (a claimed batch's locks), whatever its state."""
+    with contextlib.suppress(psycopg.Error):  # a broken connection holds nothing any more
+        conn.rollback()
+
+
+@contextmanager
+def batch_errors(target: str) -> Iterator[None]:
+    """Inside a batch of a run that reports a database failure in its summary instead of
+    stopping with it: a psycopg error becomes DatabaseError("<what failed> at <target>")."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{first_line(exc)} at {target}") from None

@@ -24,10 +24,51 @@ from dlqctl.core.errors import MigrationError
 from dlqctl.db.connection import Connection, session
 
 NO_TRANSACTION_MARKER = "-- dlqctl:no-transaction"
-MIGRATIONS_TABLE = "dlqctl_schema_migrations"
 # Serialises concurrent `dlqctl migrate` runs (an arbitrary constant: "dlqctl" in ASCII).
 ADVISORY_LOCK_KEY = 0x646C71637460
 LOCK_WAIT_SECONDS = 900
+
+_CREATE_RECORDS = """
+CREATE TABLE IF NOT EXISTS dlqctl_schema_migrations (
+    name       text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+_RECORDS_EXIST = """
+SELECT to_regclass('dlqctl_schema_migrations') IS NOT NULL AS present
+"""
+
+_APPLIED = """
+SELECT name FROM dlqctl_schema_migrations
+"""
+
+_RECORD = """
+INSERT INTO dlqctl_schema_migrations (name) VALUES (%(name)s)
+"""
+
+_INDEX_IS_INVALID = """
+SELECT NOT i.indisvalid AS invalid
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+WHERE c.relname = %(name)s AND pg_table_is_visible(c.oid)
+"""
+
+_DROP_INDEX = sql.SQL("""
+DROP INDEX CONCURRENTLY IF EXISTS {index}
+""")
+
+_CURRENT_ROLE = """
+SELECT current_user AS role
+"""
+
+_TRY_LOCK = """
+SELECT pg_try_advisory_lock(%(key)s) AS got
+"""
+
+_UNLOCK = """
+SELECT pg_advisory_unlock(%(key)s)
+"""
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +123,10 @@ def available_migrations() -> list[Migration]:
 
 
 def _applied_names(conn: Connection) -> set[str]:
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (MIGRATIONS_TABLE,))
-    row = exists.fetchone()
+    row = conn.execute(_RECORDS_EXIST).fetchone()
     if not row or not row["present"]:
         return set()
-    cur = conn.execute(sql.SQL("SELECT name FROM {}").format(sql.Identifier(MIGRATIONS_TABLE)))
-    return {r["name"] for r in cur}
+    return {r["name"] for r in conn.execute(_APPLIED)}
 
 
 def pending_migrations(conn: Connection) -> list[Migration]:
@@ -96,23 +135,15 @@ def pending_migrations(conn: Connection) -> list[Migration]:
 
 
 def _record(conn: Connection, migration: Migration) -> None:
-    conn.execute(
-        sql.SQL("INSERT INTO {} (name) VALUES (%s)").format(sql.Identifier(MIGRATIONS_TABLE)),
-        (migration.name,),
-    )
+    conn.execute(_RECORD, {"name": migration.name})
 
 
 def _drop_invalid_index(conn: Connection, name: str) -> None:
     """An interrupted CREATE INDEX CONCURRENTLY leaves an invalid index that IF NOT EXISTS
     would keep forever; drop it so the build is retried."""
-    row = conn.execute(
-        "SELECT NOT i.indisvalid AS invalid FROM pg_index i"
-        " JOIN pg_class c ON c.oid = i.indexrelid"
-        " WHERE c.relname = %s AND pg_table_is_visible(c.oid)",
-        (name,),
-    ).fetchone()
+    row = conn.execute(_INDEX_IS_INVALID, {"name": name}).fetchone()
     if row and row["invalid"]:
-        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(_DROP_INDEX.format(index=sql.Identifier(name)))
 
 
 def _apply(conn: Connection, migration: Migration) -> None:
@@ -130,19 +161,13 @@ def _apply(conn: Connection, migration: Migration) -> None:
 
 
 def _ensure_migrations_table(conn: Connection) -> None:
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ("
-            " name text PRIMARY KEY,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        ).format(sql.Identifier(MIGRATIONS_TABLE))
-    )
+    conn.execute(_CREATE_RECORDS)
 
 
 def _explain_failure(conn: Connection, migration: Migration, exc: psycopg.Error) -> MigrationError:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, pg_errors.InsufficientPrivilege):
-        role = conn.execute("SELECT current_user AS role").fetchone()
+        role = conn.execute(_CURRENT_ROLE).fetchone()
         who = role["role"] if role else "?"
         return MigrationError(
             f"migration {migration.name} failed: {detail}; run `dlqctl migrate` as a role that"
@@ -163,9 +188,7 @@ def _take_migration_lock(conn: Connection) -> None:
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     announced = False
     while True:
-        row = conn.execute(
-            "SELECT pg_try_advisory_lock(%s) AS got", (ADVISORY_LOCK_KEY,)
-        ).fetchone()
+        row = conn.execute(_TRY_LOCK, {"key": ADVISORY_LOCK_KEY}).fetchone()
         if row and row["got"]:
             return
         if time.monotonic() > deadline:
@@ -199,4 +222,4 @@ def migrate(dsn: str, *, dry_run: bool = False) -> MigrationResult:
             return MigrationResult(applied=applied, pending=[])
         finally:
             if not conn.closed:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+                conn.execute(_UNLOCK, {"key": ADVISORY_LOCK_KEY})

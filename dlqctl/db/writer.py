@@ -7,6 +7,13 @@ Used by the embedded consumer, and on its own by services with their own consume
 
 A re-delivered message (same consumer, topic, partition, offset and event id) is a no-op:
 ``INSERT ... ON CONFLICT DO NOTHING`` against the unique index ``uq_dlq_source_message``.
+
+A replayed message that fails again (its ``dlq-id`` and ``dlq-consumer`` headers name an
+entry of this consumer) links back instead (see docs/consumer.md, "Link-back"): one
+statement locks the entry, records a ``dlq_attempts`` row (``ON CONFLICT DO NOTHING`` on
+``uq_dlq_attempts_source_message``, so a re-delivery or a second group member racing after a
+rebalance records one attempt) and, only when that row is new, reopens the entry. Ordinary
+failures never take that path: their batch stays one pipelined round trip.
 """
 
 from __future__ import annotations
@@ -50,19 +57,58 @@ WHERE consumer = %(consumer)s AND source_topic = %(source_topic)s
   AND event_id = %(event_id)s
 """
 
+# The entry is locked first (FOR UPDATE): a purge deleting it meanwhile leaves no row, and
+# the failure is stored as a new entry. A discarded entry stays discarded (the attempt is
+# still recorded). statement_timestamp(): the attempt and the status change share one moment.
+_LINK = """
+WITH entry AS (
+    SELECT dlq_id, retry_count, status FROM dlq
+    WHERE dlq_id = %(replayed_from)s AND consumer = %(consumer)s
+    FOR UPDATE
+), attempt AS (
+    INSERT INTO dlq_attempts (dlq_id, attempt, failed_at, error_message,
+                              source_topic, source_partition, source_offset)
+    SELECT dlq_id, retry_count, statement_timestamp(), %(error_message)s,
+           %(source_topic)s, %(source_partition)s, %(source_offset)s
+    FROM entry
+    ON CONFLICT (dlq_id, source_topic, source_partition, source_offset) DO NOTHING
+    RETURNING dlq_id, attempt
+), reopened AS (
+    UPDATE dlq SET status = 'pending', error_message = %(error_message)s,
+           error_fingerprint = %(error_fingerprint)s,
+           status_changed_at = statement_timestamp(), status_changed_by = %(consumer)s,
+           status_reason = 'failed again after replay ' || attempt.attempt
+    FROM attempt
+    WHERE dlq.dlq_id = attempt.dlq_id AND dlq.status <> 'discarded'
+    RETURNING dlq.dlq_id
+)
+SELECT entry.dlq_id, entry.retry_count AS attempt, entry.status,
+       EXISTS (SELECT FROM attempt) AS recorded, EXISTS (SELECT FROM reopened) AS reopened
+FROM entry
+"""
+
 _SCHEMA_PROBE = (
     "SELECT source_topic, source_partition, source_offset, event_key, event_headers,"
     " event_raw, error_fingerprint FROM dlq LIMIT 0"
 )
+_ATTEMPTS_PROBE = "SELECT dlq_id, attempt, source_offset FROM dlq_attempts LIMIT 0"
 
 
 @dataclass(frozen=True)
 class StoredEntry:
-    """Where a failed event is in ``dlq``; ``created`` is False when it was there already."""
+    """Where a failed event is in ``dlq``; ``created`` is False when it was there already.
+
+    ``linked``: a replayed event that failed again, recorded as attempt ``attempt`` of the
+    entry it was replayed from (``created``: that attempt is new, not a re-delivery);
+    ``reopened``: the entry went back to pending (a discarded one stays discarded).
+    """
 
     dlq_id: UUID
     event: FailedEvent
     created: bool
+    linked: bool = False
+    attempt: int | None = None
+    reopened: bool = False
 
 
 def _params(entry: FailedEvent) -> dict[str, Any]:
@@ -116,6 +162,11 @@ class DlqWriter:
             )
         return self._conn
 
+    def for_health_checks(self) -> DlqWriter:
+        """A writer of its own for the same database (readiness probes from another thread:
+        a psycopg connection serves one thread at a time)."""
+        return DlqWriter(self._dsn, application_name=f"{self._application_name} health")
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -128,8 +179,13 @@ class DlqWriter:
         self.close()
 
     def check_schema(self) -> None:
-        """SchemaMissing unless ``dlq`` has the columns the writer needs."""
-        self._run(lambda conn: conn.execute(_SCHEMA_PROBE))
+        """SchemaMissing unless ``dlq`` and ``dlq_attempts`` have the columns the writer needs."""
+
+        def probe(conn: Connection) -> None:
+            conn.execute(_SCHEMA_PROBE)
+            conn.execute(_ATTEMPTS_PROBE)
+
+        self._run(probe)
 
     def write(
         self,
@@ -183,6 +239,40 @@ class DlqWriter:
         return stored
 
     def _insert_all(self, conn: Connection, entries: Sequence[FailedEvent]) -> list[StoredEntry]:
+        if not any(e.replayed_from is not None for e in entries):
+            return self._insert_new(conn, entries)
+        # The rare path: link re-failures back first, in entry-id order (two writers locking
+        # the same entries lock them in one order), then insert the rest as usual.
+        results: dict[int, StoredEntry] = {}
+        links = [(i, e) for i, e in enumerate(entries) if e.replayed_from is not None]
+        for i, entry in sorted(links, key=lambda pair: str(pair[1].replayed_from)):
+            linked = self._link(conn, entry)
+            if linked is not None:
+                results[i] = linked
+        rest = [i for i in range(len(entries)) if i not in results]
+        for i, stored in zip(rest, self._insert_new(conn, [entries[i] for i in rest]), strict=True):
+            results[i] = stored
+        return [results[i] for i in range(len(entries))]
+
+    def _link(self, conn: Connection, entry: FailedEvent) -> StoredEntry | None:
+        """Record a re-failure on the entry it was replayed from; None when that entry is gone
+        (purged) or belongs to another consumer: the failure is then a new entry."""
+        params = {**_params(entry), "replayed_from": entry.replayed_from}
+        row = conn.execute(_LINK, params).fetchone()
+        if row is None:
+            return None
+        return StoredEntry(
+            row["dlq_id"],
+            entry,
+            created=row["recorded"],
+            linked=True,
+            attempt=row["attempt"],
+            reopened=row["reopened"],
+        )
+
+    def _insert_new(self, conn: Connection, entries: Sequence[FailedEvent]) -> list[StoredEntry]:
+        if not entries:
+            return []
         params = [_params(e) for e in entries]
         with conn.cursor() as cur:
             # Pipelined: one round trip for the whole batch.

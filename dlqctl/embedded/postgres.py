@@ -219,13 +219,9 @@ class EmbeddedPostgres:
             stop_process(self.process, signal.SIGINT, 30)
 
     def _accepts_connections(self) -> bool:
-        import psycopg
+        from dlqctl.db.connection import accepts_connections
 
-        try:
-            psycopg.connect(self.dsn, connect_timeout=2).close()
-        except psycopg.OperationalError:
-            return False
-        return True
+        return accepts_connections(self.dsn, timeout=2)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then remove the data directory if we created it."""

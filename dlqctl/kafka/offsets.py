@@ -53,6 +53,13 @@ class OffsetTracker:
             return None
         return state.open[0] if state.open else state.last_seen + 1
 
+    def next_offset(self, tp: TopicPartitionKey) -> int | None:
+        """The offset after the last one taken from ``tp`` (None before the first)."""
+        state = self._partitions.get(tp)
+        if state is None or state.last_seen < 0:
+            return None
+        return state.last_seen + 1
+
     def committable(
         self, partitions: Iterable[TopicPartitionKey] | None = None
     ) -> dict[TopicPartitionKey, int]:

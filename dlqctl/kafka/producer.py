@@ -155,7 +155,7 @@ class ReplayProducer:
         self,
         topic: str,
         key: bytes | str,
-        value: bytes | str,
+        value: bytes | str | None,
         headers: Headers,
         on_delivery: Callable[[Any, Any], None],
     ) -> Any | None:

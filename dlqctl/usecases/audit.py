@@ -7,14 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
 from dlqctl.core.errors import DlqctlError
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import AuditRecord, WriteResult
 from dlqctl.core.settings import Settings
 from dlqctl.db.audit import list_actions, record_action
-from dlqctl.db.connection import Connection, session
+from dlqctl.db.connection import Connection, session, translate_errors, usable
 
 
 def audit_record(
@@ -55,13 +53,14 @@ def record_run(settings: Settings, record: AuditRecord, conn: Connection | None 
 
     A missing audit row never changes a run's outcome: the caller says so in its summary.
     """
-    if conn is not None and not conn.closed and not conn.broken:
+    if conn is not None and usable(conn):
         try:
-            conn.rollback()  # the run has settled; nothing of it is left uncommitted on purpose
-            record_action(conn, record)
-            conn.commit()
+            with translate_errors():
+                conn.rollback()  # the run has settled; nothing of it is left uncommitted on purpose
+                record_action(conn, record)
+                conn.commit()
             return True
-        except psycopg.Error:
+        except DlqctlError:
             pass  # e.g. the connection broke just now; try a fresh one
     try:
         with session(settings.dsn, application_name="dlqctl audit") as fresh:

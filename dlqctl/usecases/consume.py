@@ -10,7 +10,7 @@ from typing import Any
 
 from dlqctl.core.errors import UsageError
 from dlqctl.core.settings import Settings
-from dlqctl.kafka.consumer import DlqConsumer
+from dlqctl.kafka.consumer import DEFAULT_METRICS_HOST, DlqConsumer
 
 
 def load_handler(spec: str) -> Callable[[Any], object]:
@@ -58,6 +58,8 @@ def build_consumer(
     handler: str,
     group_id: str | None = None,
     retries: int | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = DEFAULT_METRICS_HOST,
 ) -> DlqConsumer:
     """The embedded consumer for ``dlqctl consume``, with the handler loaded from its spec."""
     return DlqConsumer(
@@ -67,4 +69,6 @@ def build_consumer(
         group_id=group_id,
         settings=settings,
         retries=retries,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )

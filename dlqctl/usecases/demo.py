@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from dlqctl.core.errors import DlqctlError, KafkaError, MissingExtra, UsageError
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import DlqEntry, DlqStats, EntryPage, Status
-from dlqctl.core.replay import ReplayOptions, ReplayReport
+from dlqctl.core.replay import ReplayReport, ReplayRequest
 from dlqctl.core.settings import Settings
 from dlqctl.embedded.demo_state import DemoState, KeptProcess
 from dlqctl.embedded.process import EmbeddedServiceError
@@ -176,27 +176,6 @@ def _services(keep: bool) -> Iterator[tuple[Any, Any]]:
             postgres.stop()
 
 
-def _create_topic(bootstrap: str) -> None:
-    from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
-        AdminClient,
-        NewTopic,
-    )
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(DEMO_TOPIC, DEMO_PARTITIONS, 1)])[DEMO_TOPIC].result(30)
-
-
-def _produce(bootstrap: str, events: list[tuple[bytes, bytes]]) -> None:
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for key, value in events:
-        producer.produce(DEMO_TOPIC, key=key, value=value)
-        producer.poll(0)
-    if producer.flush(30):
-        raise KafkaError("the demo broker did not take the generated events within 30 s")
-
-
 def _wait_for(condition: Callable[[], bool], what: str, failed: Callable[[], bool]) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while not condition():
@@ -212,6 +191,7 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
     from dlqctl.core.ids import parse_id
     from dlqctl.db.migrations import migrate
     from dlqctl.kafka.consumer import DlqConsumer
+    from dlqctl.kafka.topics import create_topic, publish
     from dlqctl.usecases.inspect import compute_stats, list_page, show_entry
     from dlqctl.usecases.replay import replay
 
@@ -223,9 +203,10 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
     with _services(keep) as (postgres, broker):
         settings = demo_settings(postgres.dsn, broker.bootstrap_servers)
         migrate(settings.dsn)
-        _create_topic(broker.bootstrap_servers)
+        create_topic(broker.bootstrap_servers, DEMO_TOPIC, DEMO_PARTITIONS, timeout=30)
         events = generate_events()
-        _produce(broker.bootstrap_servers, events)
+        if publish(broker.bootstrap_servers, DEMO_TOPIC, events, timeout=30):
+            raise KafkaError("the demo broker did not take the generated events within 30 s")
         narrator.step(
             f"Produced {len(events)} order events to topic {DEMO_TOPIC!r}. The service"
             f" {DEMO_CONSUMER!r} consumes them with the embedded consumer; events it fails"
@@ -270,7 +251,7 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
                 f"The bug is fixed (the projector now knows XBT). Replaying the"
                 f" {FIXED_GROUP!r} group: `dlqctl replay --error '{FIXED_GROUP}' --yes`"
             )
-            report = replay(settings, fixed_group, ReplayOptions(batch_size=500))
+            report = replay(settings, ReplayRequest(fixed_group, batch_size=500))
             result.replay = report
             narrator.replayed(report)
             _wait_for(

@@ -7,8 +7,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from psycopg import IsolationLevel
-
 from dlqctl.core.cursor import Position
 from dlqctl.core.errors import NotFoundError
 from dlqctl.core.filters import EntryFilter
@@ -25,7 +23,7 @@ from dlqctl.core.models import (
     iso_utc,
 )
 from dlqctl.core.settings import Settings
-from dlqctl.db.connection import Connection, session
+from dlqctl.db.connection import Connection, read_only_session
 from dlqctl.db.entries import resolve_ids
 from dlqctl.db.inspect_queries import (
     GroupCount,
@@ -44,10 +42,7 @@ def _read_only(settings: Settings, *, snapshot: bool = False) -> Iterator[Connec
 
     ``snapshot``: every query sees the same snapshot (stats adds up several queries).
     """
-    with session(settings.dsn) as conn:
-        conn.read_only = True
-        if snapshot:
-            conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    with read_only_session(settings.dsn, snapshot=snapshot) as conn:
         yield conn
 
 

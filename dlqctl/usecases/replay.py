@@ -1,16 +1,16 @@
-"""`dlqctl replay`: republish entries to Kafka and mark them replayed (SPEC §5).
+"""`dlqctl replay`: republish entries to Kafka and mark them replayed.
 
-The run walks the selection in (failed_at, dlq_id) order with a keyset cursor. Each batch
-is one transaction: claim (``FOR UPDATE SKIP LOCKED``) → produce → flush → mark only the
-entries whose delivery report had no error → commit. Marking batch N (UPDATE + COMMIT, the
-slow part) overlaps with claiming and producing batch N+1 on a second connection; Kafka
-still sees the batches strictly in order, and nothing is marked before it was delivered,
-so a crash at any point can only cause a re-publish.
+It follows the shape of every batch run (dlqctl.core.runs). The run walks the selection in
+(failed_at, dlq_id) order with a keyset cursor. Each batch is one transaction: claim
+(``FOR UPDATE SKIP LOCKED``) → produce → flush → mark only the entries whose delivery
+report had no error → commit. Marking batch N (UPDATE + COMMIT, the slow part) overlaps
+with claiming and producing batch N+1 on a second connection; Kafka still sees the batches
+strictly in order, and nothing is marked before it was delivered, so a crash at any point
+can only cause a re-publish.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -19,19 +19,14 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
-from dlqctl.core.errors import DatabaseError, DlqctlError, Interrupted, UsageError, first_line
-from dlqctl.core.filters import EntryFilter
+from dlqctl.core.errors import DlqctlError, Interrupted, UsageError
 from dlqctl.core.models import MatchCount, Status, WriteResult
 from dlqctl.core.replay import (
     Headers,
     RateLimiter,
-    ReplayListener,
-    ReplayOptions,
     ReplayPlan,
     ReplayReport,
-    SilentListener,
+    ReplayRequest,
     TopicCount,
     list_ids,
     message_headers,
@@ -42,9 +37,17 @@ from dlqctl.core.replay import (
     validate_topic_name,
     wire_size,
 )
+from dlqctl.core.runs import RunListener, SilentListener
 from dlqctl.core.settings import Settings
 from dlqctl.db import replay_queries as q
-from dlqctl.db.connection import Connection, connect, describe_target, session
+from dlqctl.db.connection import (
+    Connection,
+    batch_errors,
+    connect,
+    describe_target,
+    release,
+    session,
+)
 from dlqctl.db.entries import resolve_ids, split_explicit_ids
 from dlqctl.kafka.producer import Deliveries, ReplayProducer, max_message_bytes
 from dlqctl.usecases.audit import audit_record, record_run
@@ -54,7 +57,7 @@ APPLICATION_NAME = "dlqctl replay"
 OVERSIZE_CHECK_ROWS = 1000
 
 
-Message = tuple[str, bytes | str, bytes | str, Headers]
+Message = tuple[str, bytes | str, bytes | str | None, Headers]
 
 # Failure reasons of entries that were never sent, or sent and not marked.
 NO_TOPIC = (
@@ -84,29 +87,26 @@ def _message(row: Sequence[Any], topic: str | None, topic_map: dict[str, str]) -
 
 def replay(
     settings: Settings,
-    entry_filter: EntryFilter,
-    options: ReplayOptions,
+    request: ReplayRequest,
     *,
-    listener: ReplayListener | None = None,
+    listener: RunListener[ReplayPlan] | None = None,
     stop: threading.Event | None = None,
 ) -> ReplayReport:
     """Replay the selected entries; ``stop`` ends the run cleanly after the in-flight batch."""
     listener = listener or SilentListener()
     stop = stop or threading.Event()
-    if options.topic is not None:
-        validate_topic_name(options.topic, "--topic")
     # Created before the first query: its connection and idempotent start-up (~0.5 s)
     # overlap with planning.
-    producer = None if options.dry_run else ReplayProducer(settings)
+    producer = None if request.dry_run else ReplayProducer(settings)
     try:
         with session(settings.dsn, application_name=APPLICATION_NAME) as conn:
-            selection, explicit, ineligible = _select(conn, entry_filter)
+            selection, explicit, ineligible = _select(conn, request)
             max_bytes = (
                 producer.max_message_bytes
                 if producer
                 else max_message_bytes(settings.producer_config())
             )
-            plan, selection = _plan(conn, selection, options, settings, max_bytes, ineligible)
+            plan, selection = _plan(conn, selection, request, settings, max_bytes, ineligible)
             conn.rollback()
             if producer is None:
                 listener.note("dry run: nothing is sent or changed (Kafka is not contacted)")
@@ -116,33 +116,31 @@ def replay(
             if stop.is_set():
                 raise Interrupted("interrupted before anything was sent; nothing changed")
             listener.confirm(plan)
-            run = _Run(settings, conn, producer, selection, options, listener, stop)
+            run = ReplayRun(settings, conn, producer, selection, request, listener, stop)
             result = run.execute(plan)
             report = ReplayReport(result=result, plan=plan, error=run.error_line(result))
-            _audit(conn, settings, report, entry_filter, explicit, options, listener)
+            _audit(conn, settings, report, explicit, request, listener)
             return report
     finally:
         if producer is not None:
             producer.close()
 
 
-def _select(
-    conn: Connection, entry_filter: EntryFilter
-) -> tuple[q.Selection, list[UUID], list[UUID]]:
-    """The selection (eligible statuses; explicit ids resolved) and the ineligible ids."""
-    statuses = entry_filter.statuses or (Status.PENDING,)
-    eligible_filter = entry_filter.with_statuses(statuses)
-    if not entry_filter.ids:
-        return q.Selection(eligible_filter), [], []
-    resolved = resolve_ids(conn, entry_filter.ids)
-    eligible, ineligible = split_explicit_ids(conn, resolved, entry_filter, statuses)
-    return q.Selection(eligible_filter, ids=eligible), eligible, ineligible
+def _select(conn: Connection, request: ReplayRequest) -> tuple[q.Selection, list[UUID], list[UUID]]:
+    """The run's walk over the request's selection (explicit ids resolved), the eligible
+    explicit ids and the ineligible ones."""
+    selection = request.selection
+    if not selection.ids:
+        return q.Selection(selection), [], []
+    resolved = resolve_ids(conn, selection.ids)
+    eligible, ineligible = split_explicit_ids(conn, resolved, selection, request.statuses)
+    return q.Selection(selection, ids=eligible), eligible, ineligible
 
 
 def _plan(
     conn: Connection,
     selection: q.Selection,
-    options: ReplayOptions,
+    request: ReplayRequest,
     settings: Settings,
     max_bytes: int,
     ineligible: list[UUID],
@@ -150,50 +148,49 @@ def _plan(
     """Count the selection per consumer and target topic; refuse before anything is sent
     when an entry has no target topic or cannot fit in a message."""
     selection = q.started_now(conn, selection)
-    groups = q.plan_groups(conn, selection, limit=options.limit, max_bytes=max_bytes)
+    groups = q.plan_groups(conn, selection, limit=request.limit, max_bytes=max_bytes)
     unresolved = [
         g.consumer
         for g in groups
-        if resolve_topic(options.topic, g.source_topic, g.consumer, settings.topic_map) is None
+        if resolve_topic(request.topic, g.source_topic, g.consumer, settings.topic_map) is None
     ]
     if unresolved:
         raise missing_topic_error(unresolved)
     routes: Counter[tuple[str, str]] = Counter()
     statuses: Counter[tuple[str, Status]] = Counter()
     for g in groups:
-        topic = resolve_topic(options.topic, g.source_topic, g.consumer, settings.topic_map)
+        topic = resolve_topic(request.topic, g.source_topic, g.consumer, settings.topic_map)
         assert topic is not None
-        if g.source_topic is None or options.topic:
-            where = "--topic" if options.topic else f"the topic map entry for {g.consumer!r}"
+        if g.source_topic is None or request.topic:
+            where = "--topic" if request.topic else f"the topic map entry for {g.consumer!r}"
             validate_topic_name(topic, where)
         routes[(g.consumer, topic)] += g.count
         statuses[(g.consumer, g.status)] += g.count
     plan = ReplayPlan(
-        total=sum(g.count for g in groups),
-        match_counts=[MatchCount(c, s, n) for (c, s), n in sorted(statuses.items())],
-        routes=[TopicCount(c, t, n) for (c, t), n in sorted(routes.items())],
-        ineligible=ineligible,
+        match_counts=tuple(MatchCount(c, s, n) for (c, s), n in sorted(statuses.items())),
+        routes=tuple(TopicCount(c, t, n) for (c, t), n in sorted(routes.items())),
+        ineligible=tuple(ineligible),
     )
     if groups:
         selection = selection.up_to(max(g.newest for g in groups))
     if any(g.maybe_oversize for g in groups):
-        _refuse_oversize(conn, selection, options, settings, max_bytes)
+        _refuse_oversize(conn, selection, request, settings, max_bytes)
     return plan, selection
 
 
 def _refuse_oversize(
     conn: Connection,
     selection: q.Selection,
-    options: ReplayOptions,
+    request: ReplayRequest,
     settings: Settings,
     max_bytes: int,
 ) -> None:
     rows = q.oversize_candidates(
-        conn, selection, limit=options.limit, max_bytes=max_bytes, at_most=OVERSIZE_CHECK_ROWS
+        conn, selection, limit=request.limit, max_bytes=max_bytes, at_most=OVERSIZE_CHECK_ROWS
     )
     too_big = []
     for row in rows:
-        message = _message(row, options.topic, settings.topic_map)
+        message = _message(row, request.topic, settings.topic_map)
         if message is None:
             continue  # no topic: refused separately, before this check
         _, key, value, headers = message
@@ -248,8 +245,8 @@ def _preflight_topics(producer: ReplayProducer, plan: ReplayPlan) -> list[str]:
     ]
 
 
-class _Run:
-    """One run's batches and counts."""
+class ReplayRun:
+    """One replay run's batches and counts."""
 
     def __init__(
         self,
@@ -257,18 +254,19 @@ class _Run:
         conn: Connection,
         producer: ReplayProducer,
         selection: q.Selection,
-        options: ReplayOptions,
-        listener: ReplayListener,
+        request: ReplayRequest,
+        listener: RunListener[ReplayPlan],
         stop: threading.Event,
     ) -> None:
         self.settings = settings
+        self.target = describe_target(settings.dsn)
         self.conn = conn
         self.producer = producer
         self.selection = selection
-        self.options = options
+        self.request = request
         self.listener = listener
         self.stop = stop
-        self.limiter = RateLimiter(options.rate, wait=stop.wait) if options.rate else None
+        self.limiter = RateLimiter(request.rate, wait=stop.wait) if request.rate else None
         self.succeeded = 0  # delivered and marked replayed (committed)
         self.failures: list[tuple[UUID, str]] = []
         self.attempted = 0
@@ -312,8 +310,8 @@ class _Run:
 
     def _batches(self, conns: list[Connection], marker: ThreadPoolExecutor) -> None:
         query, params = q.claim_sql(self.selection)
-        size = self.options.effective_batch_size()
-        limit = self.options.limit
+        size = self.request.effective_batch_size()
+        limit = self.request.limit
         cursor: tuple[Any, str] = (q.START_AT, q.START_ID)
         marking: tuple[Future[None], list[tuple[str, str]]] | None = None
         turn = 0
@@ -328,9 +326,10 @@ class _Run:
                 conn = conns[turn % 2]
                 turn += 1
                 try:
-                    batch = q.claim_batch(conn, query, params, cursor, want)
-                except psycopg.Error as exc:
-                    self.database_error = self._database_text(exc)
+                    with batch_errors(self.target):
+                        batch = q.claim_batch(conn, query, params, cursor, want)
+                except DlqctlError as exc:
+                    self.database_error = exc.message
                     break
                 if not batch.rows:
                     conn.rollback()
@@ -341,7 +340,7 @@ class _Run:
                 # (one marker thread, and the order of commits follows the batches).
                 if marking is not None and not self._settle(*marking):
                     self.failures.extend((UUID(i), NOT_MARKED) for i, _ in delivered)
-                    _release(conn)
+                    release(conn)
                     marking = None
                     break
                 ids = [dlq_id for dlq_id, _ in delivered]
@@ -368,7 +367,7 @@ class _Run:
     def _publish(self, rows: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
         """Produce the claimed rows, wait for their reports; (id, topic) of those delivered."""
         producer, stop, limiter = self.producer, self.stop, self.limiter
-        override, topic_map = self.options.topic, self.settings.topic_map
+        override, topic_map = self.request.topic, self.settings.topic_map
         deliveries = Deliveries()
         report = deliveries.report
         sent: list[tuple[int, str, str]] = []
@@ -411,15 +410,13 @@ class _Run:
     def _mark(self, conn: Connection, ids: list[str]) -> None:
         """Mark the delivered ids and commit the batch (runs on the marker thread)."""
         try:
-            if ids:
-                q.mark_replayed(conn, ids, self.settings.actor)
-            conn.commit()
-        except Exception as exc:
-            _release(conn)
-            raise DatabaseError(self._database_text(exc)) from None
-
-    def _database_text(self, exc: BaseException) -> str:
-        return f"{first_line(exc)} at {describe_target(self.settings.dsn)}"
+            with batch_errors(self.target):
+                if ids:
+                    q.mark_replayed(conn, ids, self.settings.actor)
+                conn.commit()
+        except BaseException:
+            release(conn)
+            raise
 
     def error_line(self, result: WriteResult) -> str | None:
         """One line on stderr saying why the run failed or stopped, or None."""
@@ -453,36 +450,31 @@ class _Run:
         return None
 
 
-def _release(conn: Connection) -> None:
-    """Roll back what a connection holds (a claimed batch's locks), whatever its state."""
-    with contextlib.suppress(psycopg.Error):  # a broken connection holds nothing any more
-        conn.rollback()
-
-
 def _audit(
     conn: Connection,
     settings: Settings,
     report: ReplayReport,
-    entry_filter: EntryFilter,
     explicit: list[UUID],
-    options: ReplayOptions,
-    listener: ReplayListener,
+    request: ReplayRequest,
+    listener: RunListener[ReplayPlan],
 ) -> None:
     """One audit row for the run; failing to write it is a warning, not the run's outcome."""
     details: dict[str, Any] = {
         "options": {
             k: v
             for k, v in (
-                ("topic", options.topic),
-                ("rate", options.rate),
-                ("batch_size", options.batch_size),
-                ("limit", options.limit),
+                ("topic", request.topic),
+                ("rate", request.rate),
+                ("batch_size", request.batch_size),
+                ("limit", request.limit),
             )
             if v is not None
         },
     }
     if report.error:
         details["error"] = report.error
-    record = audit_record(settings, report.result, entry_filter, ids=explicit, details=details)
+    record = audit_record(
+        settings, report.result, request.entry_filter, ids=explicit, details=details
+    )
     if not record_run(settings, record, conn):
         listener.note("warning: the run could not be recorded in the audit log (dlq_actions)")

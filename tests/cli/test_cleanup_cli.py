@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
-import subprocess
-import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +11,8 @@ from typing import Any
 import pytest
 
 from dlqctl.embedded.process import free_port
-from tests.factories import entry, insert_entries
-from tests.helpers import run_dlqctl_process
+from tests.cli_helpers import CliEnv, run_dlqctl_process, run_on_terminal
+from tests.factories import audit_rows, entry, insert_entries
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=45)
@@ -35,16 +29,8 @@ WRITE_KEYS = {
 }
 
 
-def env(db_url: str, **extra: str) -> dict[str, str]:
-    return {"DLQCTL_DATABASE_URL": db_url, **extra}
-
-
 def count(conn: Any, condition: str = "true") -> int:
     return int(conn.execute(f"SELECT count(*) AS n FROM dlq WHERE {condition}").fetchone()["n"])
-
-
-def actions(conn: Any) -> list[dict[str, Any]]:
-    return conn.execute("SELECT * FROM dlq_actions ORDER BY id").fetchall()
 
 
 def mixed(conn: Any) -> None:
@@ -61,17 +47,17 @@ def mixed(conn: Any) -> None:
 # --- purge -------------------------------------------------------------------------------
 
 
-def test_purge_refuses_without_yes_off_a_terminal(cli: Any, conn: Any, db_url: str) -> None:
+def test_purge_refuses_without_yes_off_a_terminal(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     mixed(conn)
     before = count(conn)
-    r = cli("purge", "--older-than", "30d", env=env(db_url))
+    r = cli("purge", "--older-than", "30d", env=cli_env())
     assert r.exit_code == 2
     assert "--yes" in r.stderr
     assert count(conn) == before
-    assert actions(conn) == []
+    assert audit_rows(conn) == []
 
 
-def test_purge_json_deletes_exactly_what_sql_counts(cli: Any, conn: Any, db_url: str) -> None:
+def test_purge_json_deletes_exactly_what_sql_counts(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     mixed(conn)
     condition = (
         "consumer = 'orders' AND status IN ('replayed', 'discarded')"
@@ -92,7 +78,7 @@ def test_purge_json_deletes_exactly_what_sql_counts(cli: Any, conn: Any, db_url:
         "3",
         "-o",
         "json",
-        env=env(db_url),
+        env=cli_env(),
     )
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
@@ -107,16 +93,16 @@ def test_purge_json_deletes_exactly_what_sql_counts(cli: Any, conn: Any, db_url:
     assert data["older_than"] == "30d"
     assert count(conn, condition) == 0
     assert count(conn) == others
-    [audit] = actions(conn)
+    [audit] = audit_rows(conn)
     assert (audit["action"], audit["outcome"]) == ("purge", "ok")
     assert audit["counts"]["succeeded"] == expected
     assert audit["filter"]["status"] == ["replayed", "discarded"]
 
 
-def test_purge_dry_run_reports_and_writes_nothing(cli: Any, conn: Any, db_url: str) -> None:
+def test_purge_dry_run_reports_and_writes_nothing(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     mixed(conn)
     before = conn.execute("SELECT * FROM dlq ORDER BY dlq_id").fetchall()
-    r = cli("purge", "--older-than", "30d", "--dry-run", "-o", "json", env=env(db_url))
+    r = cli("purge", "--older-than", "30d", "--dry-run", "-o", "json", env=cli_env())
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["dry_run"] is True
@@ -130,29 +116,31 @@ def test_purge_dry_run_reports_and_writes_nothing(cli: Any, conn: Any, db_url: s
     assert data["oldest_failed_at"] == oldest.isoformat().replace("+00:00", "Z")
     assert data["newest_failed_at"] == OLD.isoformat().replace("+00:00", "Z")
     assert conn.execute("SELECT * FROM dlq ORDER BY dlq_id").fetchall() == before
-    assert actions(conn) == []
-    table = cli("purge", "--older-than", "30d", "--dry-run", env=env(db_url))
+    assert audit_rows(conn) == []
+    table = cli("purge", "--older-than", "30d", "--dry-run", env=cli_env())
     assert table.exit_code == 0, table.output
     assert "would be deleted" in table.stdout
     assert "payments" in table.stdout
 
 
-def test_purge_never_deletes_pending_unless_spelled_out(cli: Any, conn: Any, db_url: str) -> None:
+def test_purge_never_deletes_pending_unless_spelled_out(
+    cli: Any, conn: Any, cli_env: CliEnv
+) -> None:
     mixed(conn)
     old_pending = count(conn, "status = 'pending' AND failed_at < now() - interval '30 days'")
-    r = cli("purge", "--older-than", "1s", "--yes", env=env(db_url))
+    r = cli("purge", "--older-than", "1s", "--yes", env=cli_env())
     assert r.exit_code == 0, r.output
     assert count(conn, "status <> 'pending'") == 0
     assert count(conn, "status = 'pending'") == 12
-    r = cli("purge", "--older-than", "30d", "-s", "PENDING", "--yes", "-o", "json", env=env(db_url))
+    r = cli("purge", "--older-than", "30d", "-s", "PENDING", "--yes", "-o", "json", env=cli_env())
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["succeeded"] == old_pending
     assert count(conn) == 12 - old_pending
 
 
 @pytest.mark.parametrize("duration", ["7", "7x", "0d", "-1d", "1.5h", "", "99999999d"])
-def test_purge_bad_duration_exits_2(cli: Any, db_url: str, duration: str) -> None:
-    r = cli("purge", "--older-than", duration, "--yes", env=env(db_url))
+def test_purge_bad_duration_exits_2(cli: Any, cli_env: CliEnv, duration: str) -> None:
+    r = cli("purge", "--older-than", duration, "--yes", env=cli_env())
     assert r.exit_code == 2
     error_lines = [line for line in r.stderr.splitlines() if "Error" in line]
     assert len(error_lines) == 1, r.stderr
@@ -169,20 +157,20 @@ def test_purge_bad_duration_exits_2(cli: Any, db_url: str, duration: str) -> Non
         ([], "--older-than"),
     ],
 )
-def test_purge_bad_options_exit_2(cli: Any, db_url: str, args: list[str], option: str) -> None:
-    r = cli("purge", *args, "--yes", env=env(db_url))
+def test_purge_bad_options_exit_2(cli: Any, cli_env: CliEnv, args: list[str], option: str) -> None:
+    r = cli("purge", *args, "--yes", env=cli_env())
     assert r.exit_code == 2
     assert option in r.stderr
     assert "Traceback" not in r.output
 
 
-def test_purge_quiet_prints_nothing_on_success(cli: Any, conn: Any, db_url: str) -> None:
+def test_purge_quiet_prints_nothing_on_success(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     mixed(conn)
-    r = cli("purge", "--older-than", "30d", "--yes", "-q", env=env(db_url))
+    r = cli("purge", "--older-than", "30d", "--yes", "-q", env=cli_env())
     assert r.exit_code == 0, r.output
     assert (r.stdout, r.stderr) == ("", "")
     assert count(conn, "status <> 'pending' AND failed_at < now() - interval '30 days'") == 0
-    assert len(actions(conn)) == 1
+    assert len(audit_rows(conn)) == 1
 
 
 def test_purge_quiet_failure_is_one_line_and_exit_1() -> None:
@@ -198,9 +186,9 @@ def test_purge_quiet_failure_is_one_line_and_exit_1() -> None:
     assert "n0t-shown" not in r.stderr
 
 
-def test_purge_table_output(cli: Any, conn: Any, db_url: str) -> None:
+def test_purge_table_output(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     mixed(conn)
-    r = cli("purge", "--older-than", "30d", "--yes", env=env(db_url))
+    r = cli("purge", "--older-than", "30d", "--yes", env=cli_env())
     assert r.exit_code == 0, r.output
     assert re.search(r"deleted\s+.\s+16", r.stdout), r.stdout
     assert "older than 30d: failed_at before" in r.stdout
@@ -210,13 +198,13 @@ def test_purge_table_output(cli: Any, conn: Any, db_url: str) -> None:
 
 
 def test_discard_explicit_ids_need_no_prompt_and_report_ineligible(
-    cli: Any, conn: Any, db_url: str
+    cli: Any, conn: Any, cli_env: CliEnv
 ) -> None:
     pending, replayed, other = insert_entries(
         conn, [entry(), entry(status="replayed"), entry(consumer="billing")]
     )
     prefix = str(pending).replace("-", "")[:12]
-    r = cli("discard", prefix, str(replayed), "--reason", "junk", "-o", "json", env=env(db_url))
+    r = cli("discard", prefix, str(replayed), "--reason", "junk", "-o", "json", env=cli_env())
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert (data["matched"], data["succeeded"], data["ineligible"]) == (1, 1, 1)
@@ -225,20 +213,20 @@ def test_discard_explicit_ids_need_no_prompt_and_report_ineligible(
     assert rows[pending]["status"] == "discarded"
     assert rows[replayed]["status"] == "replayed"
     assert rows[other]["status"] == "pending"
-    table = cli("discard", str(replayed), env=env(db_url))
+    table = cli("discard", str(replayed), env=cli_env())
     assert table.exit_code == 0, table.output
     assert str(replayed) in table.stderr
 
 
-def test_discard_by_filter_refuses_without_yes(cli: Any, conn: Any, db_url: str) -> None:
+def test_discard_by_filter_refuses_without_yes(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     insert_entries(conn, [entry() for _ in range(3)])
-    r = cli("discard", "-c", "orders", env=env(db_url))
+    r = cli("discard", "-c", "orders", env=cli_env())
     assert r.exit_code == 2
     assert "--yes" in r.stderr
     assert count(conn, "status = 'pending'") == 3
 
 
-def test_discard_filters_exact_counts(cli: Any, conn: Any, db_url: str) -> None:
+def test_discard_filters_exact_counts(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     mixed(conn)
     condition = "status = 'pending' AND error_message ILIKE '%%timeout%%' AND failed_at >= %s"
     since = NOW - timedelta(days=50)
@@ -255,7 +243,7 @@ def test_discard_filters_exact_counts(cli: Any, conn: Any, db_url: str) -> None:
         "--yes",
         "-o",
         "json",
-        env=env(db_url),
+        env=cli_env(),
     )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["succeeded"] == len(expected) == 4
@@ -266,14 +254,14 @@ def test_discard_filters_exact_counts(cli: Any, conn: Any, db_url: str) -> None:
     assert discarded_now == expected
 
 
-def test_discard_history_shows_actor_and_reason(cli: Any, conn: Any, db_url: str) -> None:
+def test_discard_history_shows_actor_and_reason(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     [dlq_id] = insert_entries(conn, [entry()])
     r = cli(
         "discard",
         str(dlq_id),
         "--reason",
         "poisoned by deploy 1.4.2",
-        env=env(db_url, DLQCTL_ACTOR="alice"),
+        env=cli_env(DLQCTL_ACTOR="alice"),
     )
     assert r.exit_code == 0, r.output
     row = conn.execute("SELECT * FROM dlq WHERE dlq_id = %s", (dlq_id,)).fetchone()
@@ -282,7 +270,7 @@ def test_discard_history_shows_actor_and_reason(cli: Any, conn: Any, db_url: str
         "poisoned by deploy 1.4.2",
         "alice",
     )
-    history = cli("history", "-o", "json", env=env(db_url))
+    history = cli("history", "-o", "json", env=cli_env())
     assert history.exit_code == 0, history.output
     [item] = json.loads(history.stdout)["items"]
     assert (item["action"], item["actor"], item["reason"]) == (
@@ -291,7 +279,7 @@ def test_discard_history_shows_actor_and_reason(cli: Any, conn: Any, db_url: str
         "poisoned by deploy 1.4.2",
     )
     assert item["counts"]["succeeded"] == 1
-    table = cli("history", env=env(db_url, COLUMNS="200"))
+    table = cli("history", env=cli_env(COLUMNS="200"))
     assert "alice" in table.stdout
     assert "poisoned by deploy" in table.stdout
 
@@ -307,106 +295,60 @@ def test_discard_history_shows_actor_and_reason(cli: Any, conn: Any, db_url: str
     ],
 )
 def test_discard_usage_errors(
-    cli: Any, conn: Any, db_url: str, args: list[str], code: int, message: str
+    cli: Any, conn: Any, cli_env: CliEnv, args: list[str], code: int, message: str
 ) -> None:
     insert_entries(conn, [entry()])
-    r = cli("discard", *args, "--yes", env=env(db_url))
+    r = cli("discard", *args, "--yes", env=cli_env())
     assert r.exit_code == code, r.output
     assert message in r.stderr
     assert "Traceback" not in r.output
     assert count(conn, "status = 'pending'") == 1
 
 
-def test_discard_dry_run_writes_nothing(cli: Any, conn: Any, db_url: str) -> None:
+def test_discard_dry_run_writes_nothing(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     mixed(conn)
     before = conn.execute("SELECT * FROM dlq ORDER BY dlq_id").fetchall()
-    r = cli("discard", "-c", "payments", "--dry-run", "-o", "json", env=env(db_url))
+    r = cli("discard", "-c", "payments", "--dry-run", "-o", "json", env=cli_env())
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["matched"] == 6
     assert data["by_consumer_status"] == [{"consumer": "payments", "status": "pending", "count": 6}]
     assert conn.execute("SELECT * FROM dlq ORDER BY dlq_id").fetchall() == before
-    assert actions(conn) == []
+    assert audit_rows(conn) == []
 
 
 # --- on a terminal -----------------------------------------------------------------------
 
 
-def run_on_terminal(args: list[str], db_url: str, answer: str) -> tuple[int, str, str]:
-    """Run dlqctl with stdin and stderr on a pseudo-terminal; answer its prompt."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", *args],
-        stdin=slave,
-        stderr=slave,
-        stdout=subprocess.PIPE,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))},
-            "DLQCTL_DATABASE_URL": db_url,
-            "COLUMNS": "120",
-        },
-    )
-    os.close(slave)
-    seen = b""
-    answered = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        if not answered and b"[y/N]" in seen:
-            os.write(master, answer.encode() + b"\n")
-            answered = True
-        if proc.poll() is not None and not ready:
-            break
-    assert proc.stdout is not None
-    with proc.stdout:
-        stdout = proc.stdout.read().decode()
-    proc.wait(30)
-    os.close(master)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
-    return proc.returncode, stdout, text
-
-
 def test_purge_prompt_says_pending_in_words_and_declining_changes_nothing(
-    conn: Any, db_url: str
+    conn: Any, cli_env: CliEnv
 ) -> None:
     mixed(conn)
     before = count(conn)
-    code, _, terminal = run_on_terminal(
-        ["purge", "--older-than", "30d", "-s", "pending"], db_url, "n"
-    )
-    assert code == 1, terminal
-    assert "PENDING" in terminal and "never replayed" in terminal
-    assert "Delete 8 entries?" in terminal
+    declined = run_on_terminal(["purge", "--older-than", "30d", "-s", "pending"], cli_env(), "n")
+    assert declined.exit_code == 1, declined.text
+    assert "PENDING" in declined.text and "never replayed" in declined.text
+    assert "Delete 8 entries?" in declined.text
     assert count(conn) == before
-    code, stdout, terminal = run_on_terminal(
-        ["purge", "--older-than", "30d", "-s", "pending"], db_url, "y"
-    )
-    assert code == 0, terminal
+    accepted = run_on_terminal(["purge", "--older-than", "30d", "-s", "pending"], cli_env(), "y")
+    assert accepted.exit_code == 0, accepted.text
     assert count(conn) == before - 8
-    assert "deleted" in stdout
-    assert "deleting" in terminal  # the progress bar, on stderr because it is a terminal
+    assert "deleted" in accepted.stdout
+    assert "deleting" in accepted.text  # the progress bar, on stderr because it is a terminal
 
 
-def test_discard_prompt_shows_counts(conn: Any, db_url: str) -> None:
+def test_discard_prompt_shows_counts(conn: Any, cli_env: CliEnv) -> None:
     ids = insert_entries(conn, [entry(consumer="orders") for _ in range(3)])
-    code, _, terminal = run_on_terminal(["discard", "-c", "orders"], db_url, "y")
-    assert code == 0, terminal
-    assert "Discard 3 entries?" in terminal
-    assert "orders" in terminal
-    assert "discarding" in terminal  # the progress bar
+    run = run_on_terminal(["discard", "-c", "orders"], cli_env(), "y")
+    assert run.exit_code == 0, run.text
+    assert "Discard 3 entries?" in run.text
+    assert "orders" in run.text
+    assert "discarding" in run.text  # the progress bar
     assert count(conn, "status = 'discarded'") == len(ids)
 
 
-def test_json_ids_are_strings(cli: Any, conn: Any, db_url: str) -> None:
+def test_json_ids_are_strings(cli: Any, conn: Any, cli_env: CliEnv) -> None:
     [dlq_id] = insert_entries(conn, [entry(status="discarded")])
-    r = cli("discard", str(dlq_id), "-o", "json", env=env(db_url))
+    r = cli("discard", str(dlq_id), "-o", "json", env=cli_env())
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["ineligible_ids"] == [str(uuid.UUID(str(dlq_id)))]

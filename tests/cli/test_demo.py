@@ -1,15 +1,12 @@
-"""`dlqctl demo` as a user runs it: the whole loop, --keep/--stop, Ctrl-C, no leftovers."""
+"""`dlqctl demo` as a user runs it: the whole loop, --keep/--stop, no leftovers."""
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -17,68 +14,15 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from dlqctl.embedded.demo_state import state_path
-from dlqctl.usecases.demo import DEMO_CONSUMER, OrderProjector, generate_events
-from tests.helpers import run_dlqctl_process
+from dlqctl.usecases.demo import DEMO_CONSUMER
+from tests.cli_helpers import demo_marker, run_dlqctl_process, server_pids, wait_gone
 
-
-def _server_pids() -> set[int]:
-    """PIDs of every postgres postmaster and tansu broker on the machine."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and (
-            argv[0].endswith(b"/tansu") or (argv[0].endswith(b"/postgres") and b"-D" in argv)
-        ):
-            pids.add(int(entry.name))
-    return pids
-
-
-def _wait_gone(pids: set[int], timeout: float = 20) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while pids and time.monotonic() < deadline:
-        pids = {p for p in pids if Path(f"/proc/{p}").exists() and _not_zombie(p)}
-        time.sleep(0.1)
-    return pids
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def _no_kept_demo() -> None:
-    assert not state_path().exists(), "a kept demo from elsewhere is running; stop it first"
-
-
-def test_generated_events_fail_in_three_ways() -> None:
-    projector = OrderProjector()
-    failures: dict[str, int] = {}
-    for _key, value in generate_events():
-        try:
-            projector(json.loads(value))
-        except Exception as exc:
-            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
-    assert set(failures) == {"ValueError", "KeyError", "JSONDecodeError"}
-    assert projector.handled + sum(failures.values()) == 1000
-    projector.fixed = True
-    assert all(
-        projector(json.loads(v)) is None
-        for _k, v in generate_events()
-        if b"XBT" in v and b"customer_id" in v and v.endswith(b"}")
-    )
+pytestmark = pytest.mark.usefixtures("no_kept_demo")
 
 
 def test_demo_runs_the_whole_loop_and_leaves_nothing_behind() -> None:
-    before = _server_pids()
-    result = run_dlqctl_process("demo", timeout=120)
+    marker, env = demo_marker()
+    result = run_dlqctl_process("demo", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     # Data on stdout, narration on stderr; no colour off a terminal.
     assert DEMO_CONSUMER in result.stdout
@@ -86,12 +30,12 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_behind() -> None:
     assert "\x1b[" not in result.stdout + result.stderr
     assert "Replaying the 'unknown currency' group" in result.stderr
     assert "Traceback" not in result.stderr
-    assert _wait_gone(_server_pids() - before) == set()
+    assert wait_gone(server_pids(marker)) == set()
 
 
 def test_keep_then_stop(tmp_path: Path) -> None:
-    before = _server_pids()
-    kept = run_dlqctl_process("demo", "--keep", timeout=120)
+    marker, marked = demo_marker()
+    kept = run_dlqctl_process("demo", "--keep", env=marked, timeout=120)
     try:
         assert kept.returncode == 0, kept.stderr
         exports = kept.stdout.splitlines()
@@ -103,7 +47,7 @@ def test_keep_then_stop(tmp_path: Path) -> None:
             name, _, value = line.removeprefix("export ").partition("=")
             (env[name],) = shlex.split(value)
         assert {"DLQCTL_DATABASE_URL", "DLQCTL_KAFKA_BOOTSTRAP_SERVERS"} <= set(env)
-        started = _server_pids() - before
+        started = server_pids(marker)
         assert len(started) == 2
         # Other local users cannot walk into the kept server: TCP needs the password.
         info = conninfo_to_dict(env["DLQCTL_DATABASE_URL"])
@@ -123,37 +67,11 @@ def test_keep_then_stop(tmp_path: Path) -> None:
     finally:
         stopped = run_dlqctl_process("demo", "--stop")
     assert stopped.returncode == 0, stopped.stderr
-    assert _wait_gone(started) == set()
+    assert wait_gone(started) == set()
     assert not state_path().exists()
     nothing = run_dlqctl_process("demo", "--stop")
     assert nothing.returncode == 0
     assert "Nothing to stop" in nothing.stderr
-
-
-def test_ctrl_c_stops_everything_it_started() -> None:
-    before = _server_pids()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", "demo"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    assert proc.stderr is not None
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "Produced" in line:
-            break
-    started = _server_pids() - before
-    proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
-    proc.stderr.close()
-    assert proc.wait(60) == 130, "".join(lines) + rest
-    assert "Traceback" not in rest
-    assert started
-    assert _wait_gone(started) == set()
 
 
 def test_demo_without_the_extra_says_what_to_install() -> None:

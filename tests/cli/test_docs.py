@@ -27,6 +27,7 @@ def test_all_spec_commands_exist() -> None:
         "history",
         "config",
         "demo",
+        "completion",
     }
     assert expected <= set(COMMANDS)
 

@@ -10,7 +10,7 @@ import pytest
 
 from dlqctl import __version__
 from dlqctl.embedded.process import free_port
-from tests.helpers import run_dlqctl_process
+from tests.cli_helpers import run_dlqctl_process
 
 
 def test_version_and_help(cli: Any) -> None:
@@ -123,13 +123,3 @@ def test_migrate_table_output(cli: Any, empty_db_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "0004_dlq_indexes" in result.stdout
     assert "\x1b[" not in result.stdout
-
-
-def test_schema_missing_is_explained(cli: Any, empty_db_url: str) -> None:
-    from dlqctl.core.errors import SchemaMissing
-    from dlqctl.core.filters import EntryFilter
-    from dlqctl.db.connection import session
-    from dlqctl.db.entries import count_matches
-
-    with pytest.raises(SchemaMissing, match="dlqctl migrate"), session(empty_db_url) as conn:
-        count_matches(conn, EntryFilter())

@@ -14,12 +14,8 @@ from typing import Any
 import pytest
 
 from dlqctl.core.fingerprint import fingerprint
+from tests.cli_helpers import CliEnv
 from tests.factories import BASE_TIME, entry, insert_entries
-
-
-@pytest.fixture
-def env(db_url: str) -> dict[str, str]:
-    return {"DLQCTL_DATABASE_URL": db_url}
 
 
 @pytest.fixture
@@ -47,11 +43,11 @@ def _newest_first(rows: list[dict[str, Any]]) -> list[str]:
     return [str(r["dlq_id"]) for r in ordered]
 
 
-def test_json_pages_follow_next_cursor(cli: Any, env: dict[str, str], rows: Any) -> None:
+def test_json_pages_follow_next_cursor(cli: Any, cli_env: CliEnv, rows: Any) -> None:
     seen: list[str] = []
     args = ["list", "-o", "json", "-n", "6"]
     for _ in range(20):
-        result = cli(*args, env=env)
+        result = cli(*args, env=cli_env())
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)
         assert set(data) == {"items", "next_cursor"}
@@ -61,7 +57,7 @@ def test_json_pages_follow_next_cursor(cli: Any, env: dict[str, str], rows: Any)
             break
         args = ["list", "-o", "json", "-n", "6", "--cursor", data["next_cursor"]]
     assert seen == _newest_first(rows)
-    first = json.loads(cli("list", "-o", "json", "-n", "1", env=env).stdout)["items"][0]
+    first = json.loads(cli("list", "-o", "json", "-n", "1", env=cli_env()).stdout)["items"][0]
     assert list(first) == [
         "dlq_id",
         "consumer",
@@ -74,8 +70,8 @@ def test_json_pages_follow_next_cursor(cli: Any, env: dict[str, str], rows: Any)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", first["failed_at"])
 
 
-def test_table_footer_prints_the_next_command(cli: Any, env: dict[str, str], rows: Any) -> None:
-    result = cli("list", "-c", "orders", "--since", "2026-10-01", "-n", "4", env=env)
+def test_table_footer_prints_the_next_command(cli: Any, cli_env: CliEnv, rows: Any) -> None:
+    result = cli("list", "-c", "orders", "--since", "2026-10-01", "-n", "4", env=cli_env())
     assert result.exit_code == 0, result.output
     expected = _newest_first([r for r in rows if r["consumer"] == "orders"])
     for dlq_id in expected[:4]:
@@ -85,16 +81,16 @@ def test_table_footer_prints_the_next_command(cli: Any, env: dict[str, str], row
     assert footer.startswith("4 entries, newest first. Next page: dlqctl list -c orders")
     command = shlex.split(footer.split("Next page: ", 1)[1])
     assert command[command.index("--since") + 1] == "2026-10-01T00:00:00Z"
-    second = cli(*command[1:], env=env)
+    second = cli(*command[1:], env=cli_env())
     assert second.exit_code == 0, second.output
     for dlq_id in expected[4:8]:
         assert dlq_id in second.stdout
 
 
-def test_table_shows_age_and_cuts_long_errors(cli: Any, env: dict[str, str], conn: Any) -> None:
+def test_table_shows_age_and_cuts_long_errors(cli: Any, cli_env: CliEnv, conn: Any) -> None:
     long_error = "ValueError: " + "x" * 500 + "\nTraceback line"
     insert_entries(conn, [entry(error_message=long_error)])
-    result = cli("list", env=env)
+    result = cli("list", env=cli_env())
     assert result.exit_code == 0, result.output
     assert "2026-11-01 00:" in result.stdout
     assert " ago)" in result.stdout
@@ -104,43 +100,43 @@ def test_table_shows_age_and_cuts_long_errors(cli: Any, env: dict[str, str], con
     assert result.stderr.strip() == "1 entry; no more"
 
 
-def test_all_streams_every_match_in_each_format(cli: Any, env: dict[str, str], rows: Any) -> None:
+def test_all_streams_every_match_in_each_format(cli: Any, cli_env: CliEnv, rows: Any) -> None:
     expected = _newest_first([r for r in rows if r["status"] == "pending"])
-    as_json = cli("list", "--all", "-s", "pending", "-o", "json", env=env)
+    as_json = cli("list", "--all", "-s", "pending", "-o", "json", env=cli_env())
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.stdout)
     assert data["next_cursor"] is None
     assert [i["dlq_id"] for i in data["items"]] == expected
-    as_ndjson = cli("list", "--all", "-s", "pending", "-o", "ndjson", env=env)
+    as_ndjson = cli("list", "--all", "-s", "pending", "-o", "ndjson", env=cli_env())
     assert [json.loads(line) for line in as_ndjson.stdout.splitlines()] == data["items"]
-    as_csv = cli("list", "--all", "-s", "pending", "-o", "csv", env=env)
+    as_csv = cli("list", "--all", "-s", "pending", "-o", "csv", env=cli_env())
     parsed = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [r["dlq_id"] for r in parsed] == expected
     assert parsed[0]["error_message"] == data["items"][0]["error_message"]  # newlines kept
-    table = cli("list", "--all", "-s", "pending", env=env)
+    table = cli("list", "--all", "-s", "pending", env=cli_env())
     assert table.exit_code == 0, table.output
     assert all(dlq_id in table.stdout for dlq_id in expected)
     assert table.stderr.strip() == f"{len(expected)} entries; no more"
 
 
-def test_empty_results(cli: Any, env: dict[str, str]) -> None:
-    assert json.loads(cli("list", "-o", "json", env=env).stdout) == {
+def test_empty_results(cli: Any, cli_env: CliEnv) -> None:
+    assert json.loads(cli("list", "-o", "json", env=cli_env()).stdout) == {
         "items": [],
         "next_cursor": None,
     }
-    assert cli("list", "-o", "ndjson", env=env).stdout == ""
-    header = cli("list", "-o", "csv", "--payload", env=env).stdout.splitlines()
+    assert cli("list", "-o", "ndjson", env=cli_env()).stdout == ""
+    header = cli("list", "-o", "csv", "--payload", env=cli_env()).stdout.splitlines()
     assert header == [
         "dlq_id,consumer,event_id,status,retry_count,failed_at,error_message,event_payload,"
         "source_topic,source_partition,source_offset,event_key,event_headers,"
         "status_changed_at,status_reason"
     ]
-    table = cli("list", env=env)
+    table = cli("list", env=cli_env())
     assert table.exit_code == 0 and table.stdout == ""
     assert table.stderr.strip() == "no matching entries"
 
 
-def test_payload_is_a_json_value(cli: Any, env: dict[str, str], conn: Any) -> None:
+def test_payload_is_a_json_value(cli: Any, cli_env: CliEnv, conn: Any) -> None:
     insert_entries(
         conn,
         [
@@ -154,7 +150,7 @@ def test_payload_is_a_json_value(cli: Any, env: dict[str, str], conn: Any) -> No
             )
         ],
     )
-    result = cli("list", "--payload", "-o", "ndjson", env=env)
+    result = cli("list", "--payload", "-o", "ndjson", env=cli_env())
     assert result.exit_code == 0, result.output
     item = json.loads(result.stdout)
     assert item["event_payload"] == {"order": {"id": 7, "tags": ["a"]}}
@@ -163,10 +159,10 @@ def test_payload_is_a_json_value(cli: Any, env: dict[str, str], conn: Any) -> No
     assert item["event_key"] == "order-7"
     assert item["event_headers"] == [["trace", "t1"], ["bin", "base64:/w=="], ["empty", None]]
     as_csv = list(
-        csv.DictReader(io.StringIO(cli("list", "--payload", "-o", "csv", env=env).stdout))
+        csv.DictReader(io.StringIO(cli("list", "--payload", "-o", "csv", env=cli_env()).stdout))
     )
     assert json.loads(as_csv[0]["event_payload"]) == {"order": {"id": 7, "tags": ["a"]}}
-    table = cli("list", "--payload", env=env)
+    table = cli("list", "--payload", env=cli_env())
     assert '{"order":{"id":7,"tags":["a"]}}' in table.stdout
 
 
@@ -192,7 +188,7 @@ def test_payload_is_a_json_value(cli: Any, env: dict[str, str], conn: Any) -> No
     ],
 )
 def test_text_filters_are_literal_and_harmless(
-    cli: Any, env: dict[str, str], conn: Any, option: str, value: str, matches: list[str]
+    cli: Any, cli_env: CliEnv, conn: Any, option: str, value: str, matches: list[str]
 ) -> None:
     texts = [
         "o'brien",
@@ -210,7 +206,7 @@ def test_text_filters_are_literal_and_harmless(
     ]
     insert_entries(conn, [entry(consumer=t, error_message=t) for t in texts])
     for command in ("list", "stats"):
-        result = cli(command, option, value, "-o", "json", env=env)
+        result = cli(command, option, value, "-o", "json", env=cli_env())
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)
         if command == "list":
@@ -221,7 +217,7 @@ def test_text_filters_are_literal_and_harmless(
     assert conn.execute("SELECT count(*) AS n FROM dlq").fetchone()["n"] == len(texts)
 
 
-def test_show_prints_every_column(cli: Any, env: dict[str, str], conn: Any) -> None:
+def test_show_prints_every_column(cli: Any, cli_env: CliEnv, conn: Any) -> None:
     dlq_id = uuid.UUID("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
     error = "KeyError: 'sku'\nTraceback (most recent call last):\n  File \"h.py\", line 3"
     insert_entries(
@@ -247,7 +243,7 @@ def test_show_prints_every_column(cli: Any, env: dict[str, str], conn: Any) -> N
         "UPDATE dlq SET status_changed_at = %s, status_reason = 'fixed', status_changed_by = 'ann'",
         (BASE_TIME,),
     )
-    as_json = cli("show", "0193A1B2C3D47E5F", "-o", "json", env=env)
+    as_json = cli("show", "0193A1B2C3D47E5F", "-o", "json", env=cli_env())
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.stdout)
     assert data["dlq_id"] == str(dlq_id)
@@ -262,13 +258,15 @@ def test_show_prints_every_column(cli: Any, env: dict[str, str], conn: Any) -> N
     assert data["status_changed_by"] == "ann"
     assert data["event_raw"] == '{"sku":null}'
     assert data["error_fingerprint"] == "KeyError: <str>"
-    as_ndjson = cli("show", str(dlq_id), "-o", "ndjson", env=env)
+    as_ndjson = cli("show", str(dlq_id), "-o", "ndjson", env=cli_env())
     assert json.loads(as_ndjson.stdout) == data
-    (as_csv,) = csv.DictReader(io.StringIO(cli("show", str(dlq_id), "-o", "csv", env=env).stdout))
+    (as_csv,) = csv.DictReader(
+        io.StringIO(cli("show", str(dlq_id), "-o", "csv", env=cli_env()).stdout)
+    )
     assert list(as_csv) == list(data)
     assert json.loads(as_csv["event_payload"]) == data["event_payload"]
     assert as_csv["error_message"] == error
-    table = cli("show", str(dlq_id), env=env)
+    table = cli("show", str(dlq_id), env=cli_env())
     assert table.exit_code == 0, table.output
     for text in (
         "orders.v1",
@@ -285,22 +283,22 @@ def test_show_prints_every_column(cli: Any, env: dict[str, str], conn: Any) -> N
     assert "\x1b" not in table.stdout
 
 
-def test_show_ambiguous_and_unknown(cli: Any, env: dict[str, str], conn: Any) -> None:
+def test_show_ambiguous_and_unknown(cli: Any, cli_env: CliEnv, conn: Any) -> None:
     a = "0193a1b2-c3d4-7e5f-8a9b-000000000001"
     b = "0193a1b2-c3d4-7e5f-8a9b-000000000002"
     insert_entries(conn, [entry(dlq_id=uuid.UUID(a)), entry(dlq_id=uuid.UUID(b))])
-    ambiguous = cli("show", "0193a1b2-c3d4", env=env)
+    ambiguous = cli("show", "0193a1b2-c3d4", env=cli_env())
     assert ambiguous.exit_code == 2
     assert ambiguous.stdout == ""
     assert len(ambiguous.stderr.strip().splitlines()) == 1
     assert a in ambiguous.stderr and b in ambiguous.stderr
-    unknown = cli("show", "ffffffff", env=env)
+    unknown = cli("show", "ffffffff", env=cli_env())
     assert unknown.exit_code == 3
     assert unknown.stderr.strip() == "Error: no entry with id 'ffffffff'"
 
 
-def test_stats_formats(cli: Any, env: dict[str, str], rows: list[dict[str, Any]]) -> None:
-    as_json = cli("stats", "-o", "json", env=env)
+def test_stats_formats(cli: Any, cli_env: CliEnv, rows: list[dict[str, Any]]) -> None:
+    as_json = cli("stats", "-o", "json", env=cli_env())
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.stdout)
     assert data["total"] == 35
@@ -316,42 +314,42 @@ def test_stats_formats(cli: Any, env: dict[str, str], rows: list[dict[str, Any]]
             "example": "TimeoutError: call 0 took 0ms\n  at line 0",
         }
     ]
-    metrics = cli("stats", "-o", "openmetrics", env=env)
+    metrics = cli("stats", "-o", "openmetrics", env=cli_env())
     assert metrics.exit_code == 0, metrics.output
     assert metrics.stdout.endswith("# EOF\n")
     assert 'dlq_entries{consumer="we\\"ird\\\\con",status="pending"}' in metrics.stdout
-    as_csv = list(csv.reader(io.StringIO(cli("stats", "-o", "csv", env=env).stdout)))
+    as_csv = list(csv.reader(io.StringIO(cli("stats", "-o", "csv", env=cli_env()).stdout)))
     assert as_csv[0] == ["consumer", "status", "count"]
     assert sum(int(r[2]) for r in as_csv[1:]) == 35
     ndjson = [
-        json.loads(line) for line in cli("stats", "-o", "ndjson", env=env).stdout.splitlines()
+        json.loads(line) for line in cli("stats", "-o", "ndjson", env=cli_env()).stdout.splitlines()
     ]
     assert ndjson == data["by_consumer_status"]
-    table = cli("stats", "--top", "3", env=env)
+    table = cli("stats", "--top", "3", env=cli_env())
     assert table.exit_code == 0, table.output
     assert "orders" in table.stdout and "35" in table.stdout
     assert "top error groups" in table.stdout
 
 
 @pytest.mark.parametrize("by", ["consumer", "status", "error", "hour", "day"])
-def test_stats_by(cli: Any, env: dict[str, str], rows: Any, by: str) -> None:
-    result = cli("stats", "--by", by, "-o", "json", env=env)
+def test_stats_by(cli: Any, cli_env: CliEnv, rows: Any, by: str) -> None:
+    result = cli("stats", "--by", by, "-o", "json", env=cli_env())
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["by"] == by
     assert sum(b["count"] for b in data["breakdown"]) == 35
-    table = cli("stats", "--by", by, env=env)
+    table = cli("stats", "--by", by, env=cli_env())
     assert table.exit_code == 0, table.output
     if by in ("hour", "day"):
         assert "█" in table.stdout
         assert "2026-11-01" in table.stdout
 
 
-def test_stats_on_an_empty_table(cli: Any, env: dict[str, str]) -> None:
-    result = cli("stats", env=env)
+def test_stats_on_an_empty_table(cli: Any, cli_env: CliEnv) -> None:
+    result = cli("stats", env=cli_env())
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == "no matching entries"
-    metrics = cli("stats", "-o", "openmetrics", env=env)
+    metrics = cli("stats", "-o", "openmetrics", env=cli_env())
     assert metrics.stdout.splitlines()[-1] == "# EOF"
     assert "dlq_entries{" not in metrics.stdout
 

@@ -6,52 +6,20 @@ proves that the terminal is detected at all.
 
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
-import sys
+import uuid
 from typing import Any
 
 import pytest
 
+from tests.cli_helpers import CliEnv, run_dlqctl_process, run_on_terminal
 from tests.factories import entry, insert_entries
-from tests.helpers import run_dlqctl_process
 
 ID = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 COMMANDS = [["list"], ["show", ID], ["stats"], ["stats", "--by", "hour"]]
 
 
-def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run dlqctl with stdout and stderr on a pseudo-terminal; its exit code and output."""
-    master, slave = pty.openpty()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
-    full_env.pop("NO_COLOR", None)
-    full_env.update({"TERM": "xterm-256color", "COLUMNS": "160", **env})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=slave,
-        env=full_env,
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
-
-
 @pytest.fixture
-def env(conn: Any, db_url: str) -> dict[str, str]:
-    import uuid
-
+def two_entries(conn: Any) -> None:
     insert_entries(
         conn,
         [
@@ -59,11 +27,19 @@ def env(conn: Any, db_url: str) -> dict[str, str]:
             entry(status="replayed", event_payload={"a": [1, True, None]}),
         ],
     )
-    return {"DLQCTL_DATABASE_URL": db_url}
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run dlqctl with stdout and stderr on a pseudo-terminal; its exit code and the screen."""
+    run = run_on_terminal(args, {"COLUMNS": "160", **env}, stdout_too=True)
+    return run.exit_code, run.screen
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
-def test_colour_on_a_terminal_only_without_no_color(env: dict[str, str], args: list[str]) -> None:
+def test_colour_on_a_terminal_only_without_no_color(
+    two_entries: None, cli_env: CliEnv, args: list[str]
+) -> None:
+    env = cli_env()
     code, coloured = _on_a_terminal(args, env)
     assert code == 0, coloured
     assert "\x1b[" in coloured
@@ -74,8 +50,8 @@ def test_colour_on_a_terminal_only_without_no_color(env: dict[str, str], args: l
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
-def test_no_escape_codes_when_piped(env: dict[str, str], args: list[str]) -> None:
-    result = run_dlqctl_process(*args, env={**env, "TERM": "xterm-256color"})
+def test_no_escape_codes_when_piped(two_entries: None, cli_env: CliEnv, args: list[str]) -> None:
+    result = run_dlqctl_process(*args, env=cli_env(TERM="xterm-256color"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "\x1b" not in result.stdout + result.stderr

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,11 +11,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from dlqctl.core.cleanup import PurgeRequest
 from dlqctl.core.errors import DatabaseUnavailable
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.settings import Settings
-from dlqctl.usecases.cleanup import PurgeRequest, purge
-from tests.factories import entry, insert_entries
+from dlqctl.usecases.cleanup import purge
+from tests.cli_helpers import CliEnv, start_dlqctl
+from tests.factories import audit_rows, entry, insert_entries, make_settings
+from tests.fakes import TerminateAfterFirstBatch
 
 OLD = datetime.now(UTC) - timedelta(days=60)
 
@@ -33,34 +32,15 @@ def wait_for(conn: Any, query: str, params: tuple[Any, ...], what: str, seconds:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def audit_rows(conn: Any) -> list[dict[str, Any]]:
-    return conn.execute("SELECT * FROM dlq_actions ORDER BY id").fetchall()
-
-
-def test_sigterm_finishes_the_batch_records_it_and_exits_130(conn: Any, db_url: str) -> None:
+def test_sigterm_finishes_the_batch_records_it_and_exits_130(
+    conn: Any, db_url: str, cli_env: CliEnv
+) -> None:
     insert_entries(conn, [entry(status="replayed", failed_at=OLD) for _ in range(100)])
     # Hold the table so the first batch waits; the signal arrives while it waits.
     locker = psycopg.connect(db_url)
     locker.execute("LOCK TABLE dlq IN SHARE MODE")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dlqctl",
-            "purge",
-            "--older-than",
-            "30d",
-            "--yes",
-            "-o",
-            "json",
-            "--batch-size",
-            "10",
-        ],
-        env={**env, "DLQCTL_DATABASE_URL": db_url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_dlqctl(
+        "purge", "--older-than", "30d", "--yes", "-o", "json", "--batch-size", "10", env=cli_env()
     )
     try:
         wait_for(
@@ -88,13 +68,13 @@ def test_sigterm_finishes_the_batch_records_it_and_exits_130(conn: Any, db_url: 
 
 
 def test_a_held_table_lock_fails_the_run_instead_of_hanging(
-    cli: Any, conn: Any, db_url: str
+    cli: Any, conn: Any, db_url: str, cli_env: CliEnv
 ) -> None:
     insert_entries(conn, [entry(status="discarded", failed_at=OLD) for _ in range(5)])
     locker = psycopg.connect(db_url)
     locker.execute("LOCK TABLE dlq IN SHARE MODE")
     try:
-        r = cli("purge", "--older-than", "30d", "--yes", "-q", env={"DLQCTL_DATABASE_URL": db_url})
+        r = cli("purge", "--older-than", "30d", "--yes", "-q", env=cli_env())
     finally:
         locker.rollback()
         locker.close()
@@ -107,28 +87,12 @@ def test_a_held_table_lock_fails_the_run_instead_of_hanging(
     assert audit["outcome"] == "failed"
 
 
-class TerminateAfterFirstBatch:
-    """A Progress that kills the purge's own server connection after its first batch."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def start(self, total: int) -> None:
-        pass
-
-    def advance(self, done: int) -> None:
-        self.conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'dlqctl purge'"
-        )
-
-
 def test_a_lost_connection_reports_what_was_deleted_and_is_audited(conn: Any, db_url: str) -> None:
     insert_entries(conn, [entry(status="replayed", failed_at=OLD) for _ in range(30)])
-    settings = Settings(database_url=db_url, actor="cron")  # type: ignore[arg-type]
+    settings = make_settings(db_url, actor="cron")
     request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=10)
     with pytest.raises(DatabaseUnavailable) as failed:
-        purge(settings, request, progress=TerminateAfterFirstBatch(conn))
+        purge(settings, request, listener=TerminateAfterFirstBatch(conn))
     assert "10 entries had been deleted before the error" in failed.value.message
     assert failed.value.exit_code == 1
     assert conn.execute("SELECT count(*) AS n FROM dlq").fetchone()["n"] == 20

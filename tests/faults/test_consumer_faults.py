@@ -5,33 +5,28 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from dlqctl.db.migrations import migrate
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
+from tests.cli_helpers import CliEnv, start_dlqctl
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
     committed_offsets,
-    consumer_settings,
     encode,
-    end_offsets,
     event,
     make_consumer,
 )
+from tests.factories import TEST_CONSUMER_CONFIG, make_settings
+from tests.fakes import Recorder
 from tests.kafka_helpers import (
-    TEST_CONSUMER_CONFIG,
     create_topic,
     produce,
     read_topic,
@@ -39,18 +34,6 @@ from tests.kafka_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_pg() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test's own, migrated, that the test may stop and start."""
-    bindir = os.environ.get("DLQCTL_TEST_PG_BINDIR")
-    server = EmbeddedPostgres(bindir=Path(bindir) if bindir else None).start()
-    try:
-        migrate(server.dsn)
-        yield server
-    finally:
-        server.stop()
 
 
 def _dlq_count(dsn: str) -> int:
@@ -72,6 +55,7 @@ def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if "cannot store" in r.getMessage()]
 
 
+@pytest.mark.db  # its own PostgreSQL: run again on the PostgreSQL 15 lane
 def test_database_stopped_while_poison_events_arrive_longer_than_max_poll_interval(
     broker: EmbeddedBroker, own_pg: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -81,7 +65,7 @@ def test_database_stopped_while_poison_events_arrive_longer_than_max_poll_interv
     caplog.set_level(logging.INFO, logger="dlqctl.consumer")
     # max.poll.interval.ms as small as librdkafka allows (>= session.timeout.ms): the outage
     # below lasts longer, so only polling while paused keeps the consumer in its group.
-    settings = consumer_settings(
+    settings = make_settings(
         own_pg.dsn,
         bootstrap,
         consumer_retry_backoff=(),
@@ -122,6 +106,7 @@ def test_database_stopped_while_poison_events_arrive_longer_than_max_poll_interv
     assert max(delays) <= 5.0
 
 
+@pytest.mark.db  # its own PostgreSQL: run again on the PostgreSQL 15 lane
 def test_database_down_at_start_up(
     broker: EmbeddedBroker, own_pg: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,7 +117,7 @@ def test_database_down_at_start_up(
     own_pg.stop_server()
     events = [event(n, poison=n == 2) for n in range(5)]
     produce(bootstrap, topic, [(None, encode(e), None) for e in events])
-    settings = consumer_settings(own_pg.dsn, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(own_pg.dsn, bootstrap, consumer_retry_backoff=())
     recorder = Recorder()
     with RunningConsumer(make_consumer(recorder, settings, topic, group=group)) as running:
         running.wait_for(lambda: len(_outage_lines(caplog)) >= 2, what="the write retries")
@@ -146,38 +131,28 @@ def test_database_down_at_start_up(
 
 
 def _consume_process(
-    bootstrap: str, db_url: str, topic: str, group: str, log: Path
+    cli_env: CliEnv, bootstrap: str, topic: str, group: str, log: Path
 ) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
-    env.update(
-        DLQCTL_DATABASE_URL=db_url,
-        DLQCTL_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+    env = cli_env(
+        bootstrap,
         DLQCTL_KAFKA_CONSUMER_CONFIG=json.dumps(TEST_CONSUMER_CONFIG),
         DLQCTL_CONSUMER_COMMIT_INTERVAL="0.2",
         CONSUME_TEST_LOG=str(log),
     )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dlqctl",
-            "consume",
-            "--consumer",
-            "orders-projector",
-            "--topic",
-            topic,
-            "--group-id",
-            group,
-            "--retries",
-            "0",
-            "--handler",
-            "tests.faults.consume_handlers:record",
-        ],
-        cwd=ROOT,
+    return start_dlqctl(
+        "consume",
+        "--consumer",
+        "orders-projector",
+        "--topic",
+        topic,
+        "--group-id",
+        group,
+        "--retries",
+        "0",
+        "--handler",
+        "tests.faults.consume_handlers:record",
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        cwd=ROOT,
     )
 
 
@@ -189,7 +164,12 @@ def _logged(log: Path) -> list[int]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
-    broker: EmbeddedBroker, db_url: str, conn: Any, tmp_path: Path, sig: signal.Signals
+    broker: EmbeddedBroker,
+    db_url: str,
+    cli_env: CliEnv,
+    conn: Any,
+    tmp_path: Path,
+    sig: signal.Signals,
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap, partitions=2)
@@ -199,7 +179,7 @@ def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
     poison = {e["n"] for e in events if e["poison"]}
     log = tmp_path / "handled.log"
 
-    proc = _consume_process(bootstrap, db_url, topic, group, log)
+    proc = _consume_process(cli_env, bootstrap, topic, group, log)
     try:
         deadline = time.monotonic() + 60
         while len(_logged(log)) < 60:
@@ -232,7 +212,7 @@ def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
 
     # A second run picks up exactly where the first stopped: every event once, in all.
     recorder = Recorder()
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=())
     with RunningConsumer(make_consumer(recorder, settings, topic, group=group)) as running:
         running.wait_for(
             lambda: set(first_run) | set(recorder.handled()) == set(range(400)) - poison,
@@ -245,12 +225,6 @@ def test_a_signal_mid_stream_stops_cleanly_and_loses_nothing(
     assert len(recorder.handled()) == len(set(recorder.handled()))
 
 
-def test_end_offsets_helper_matches_the_topic(broker: EmbeddedBroker) -> None:
-    topic = create_topic(broker.bootstrap_servers, partitions=2)
-    produce(broker.bootstrap_servers, topic, [(None, b"{}", None)] * 3, partition=1)
-    assert end_offsets(broker.bootstrap_servers, topic, 3) == {1: 3}
-
-
 def test_a_slow_handler_does_not_get_the_consumer_evicted(
     broker: EmbeddedBroker, db_url: str
 ) -> None:
@@ -258,7 +232,7 @@ def test_a_slow_handler_does_not_get_the_consumer_evicted(
     topic = create_topic(bootstrap)
     group = unique_name("g")
     produce(bootstrap, topic, [(None, encode(event(n)), None) for n in range(8)])
-    settings = consumer_settings(
+    settings = make_settings(
         db_url, bootstrap, kafka_consumer_config={"max.poll.interval.ms": "6000"}
     )
     # One batch of 8 events at 1 s each: 8 s between two fetches, more than the 6 s allowed

@@ -6,10 +6,8 @@ delivery failed stay as they were and are reported with the broker's reason.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,39 +17,24 @@ from typing import Any
 import pytest
 
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.replay import ReplayOptions, ReplayPlan, SilentListener
+from dlqctl.core.replay import ReplayRequest
 from dlqctl.embedded.process import free_port
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
-from tests.factories import entry, insert_entries
+from tests.cli_helpers import CliEnv, run_dlqctl_process, start_dlqctl
+from tests.factories import audit_rows, entry, insert_entries, make_settings
+from tests.fakes import AfterFirstBatch, AtConfirm
 from tests.faults.mock_cluster import API_PRODUCE, ERR_INVALID_RECORD, MockCluster
-from tests.helpers import run_dlqctl_process
 from tests.kafka_helpers import create_topic, unique_name
 from tests.replay_helpers import (
-    audit_rows,
     dlq_ids_on,
     parse_json,
-    replay_env,
-    replay_settings,
     replayed_ids,
     rows_by_id,
 )
 
 # Short, so that failure paths finish quickly; the guards around them are generous.
 DELIVERY_TIMEOUT = 2
-
-
-def start_dlqctl(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    """``python -m dlqctl ARGS`` in the background (no inherited DLQCTL_/PG* variables)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DLQCTL_", "PG"))}
-    full_env.update(env)
-    return subprocess.Popen(
-        [sys.executable, "-m", "dlqctl", *args],
-        env=full_env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def wait_for(
@@ -73,12 +56,12 @@ def assert_every_replayed_entry_is_on_the_topic(conn: Any, bootstrap: str, topic
 
 
 def test_broker_down_before_start_exits_1_within_the_timeout_and_marks_nothing(
-    conn: Any, db_url: str
+    conn: Any, cli_env: CliEnv
 ) -> None:
     insert_entries(conn, [entry(source_topic="orders") for _ in range(5)])
     before = rows_by_id(conn)
     bootstrap = f"127.0.0.1:{free_port()}"
-    env = replay_env(db_url, bootstrap, DLQCTL_KAFKA_DELIVERY_TIMEOUT=str(DELIVERY_TIMEOUT))
+    env = cli_env(bootstrap, DLQCTL_KAFKA_DELIVERY_TIMEOUT=str(DELIVERY_TIMEOUT))
 
     result = run_dlqctl_process("replay", "--yes", env=env, timeout=60)
 
@@ -92,7 +75,7 @@ def test_broker_down_before_start_exits_1_within_the_timeout_and_marks_nothing(
 
 
 def test_invalid_record_on_one_batch_fails_it_and_delivers_the_rest(
-    conn: Any, db_url: str, cli: Any
+    conn: Any, cli_env: CliEnv, cli: Any
 ) -> None:
     with MockCluster() as cluster:
         topic = cluster.create_topic(unique_name())
@@ -106,7 +89,7 @@ def test_invalid_record_on_one_batch_fails_it_and_delivers_the_rest(
             "10",
             "-o",
             "json",
-            env=replay_env(db_url, cluster.bootstrap_servers),
+            env=cli_env(cluster.bootstrap_servers),
         )
 
         assert result.exit_code == 1, result.output
@@ -126,35 +109,21 @@ def test_invalid_record_on_one_batch_fails_it_and_delivers_the_rest(
         assert audit_rows(conn)[0]["outcome"] == "failed"
 
 
-class _AfterBatch(SilentListener):
-    """Runs ``fault`` once, right after the run's first batch was published."""
-
-    def __init__(self, fault: Callable[[], None]) -> None:
-        self.fault = fault
-        self.done = False
-
-    def advanced(self, attempted: int) -> None:
-        if not self.done:
-            self.done = True
-            self.fault()
-
-
 def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
     conn: Any, db_url: str
 ) -> None:
     with MockCluster() as cluster:
         topic = cluster.create_topic(unique_name())
         ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(50)])
-        settings = replay_settings(
+        settings = make_settings(
             db_url, cluster.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
         )
 
         started = time.monotonic()
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
-            listener=_AfterBatch(cluster.broker_down),
+            ReplayRequest(EntryFilter(), batch_size=10),
+            listener=AfterFirstBatch(cluster.broker_down),
         )
 
         assert time.monotonic() - started < 60  # a generous guard, not a timing assertion
@@ -178,16 +147,15 @@ def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
     with EmbeddedBroker() as broker:
         topic = create_topic(broker.bootstrap_servers)
         ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(40)])
-        settings = replay_settings(
+        settings = make_settings(
             db_url, broker.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
         )
 
         started = time.monotonic()
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
-            listener=_AfterBatch(broker.restart),
+            ReplayRequest(EntryFilter(), batch_size=10),
+            listener=AfterFirstBatch(broker.restart),
         )
 
         assert time.monotonic() - started < 60
@@ -200,12 +168,12 @@ def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
 
 
 def test_kill_9_at_several_points_never_leaves_a_marked_entry_unpublished(
-    conn: Any, db_url: str, broker: Any
+    conn: Any, cli_env: CliEnv, broker: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
     ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(600)])
-    env = replay_env(db_url, bootstrap)
+    env = cli_env(bootstrap)
     kill_points: list[Callable[[], bool]] = [
         lambda: True,  # while it starts: before any batch
         lambda: len(replayed_ids(conn)) >= 1,  # right after a first commit
@@ -229,7 +197,7 @@ def test_kill_9_at_several_points_never_leaves_a_marked_entry_unpublished(
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_finishes_the_batch_in_flight_and_exits_130(
-    conn: Any, db_url: str, broker: Any, signum: signal.Signals
+    conn: Any, cli_env: CliEnv, broker: Any, signum: signal.Signals
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
@@ -243,7 +211,7 @@ def test_interrupt_finishes_the_batch_in_flight_and_exits_130(
         "100",
         "-o",
         "json",
-        env=replay_env(db_url, bootstrap),
+        env=cli_env(bootstrap),
     )
     wait_for(lambda: len(replayed_ids(conn)) >= 40, proc)
 
@@ -264,14 +232,6 @@ def test_interrupt_finishes_the_batch_in_flight_and_exits_130(
     assert audit["counts"]["succeeded"] == len(marked)
 
 
-class _ConfirmThen(SilentListener):
-    def __init__(self, action: Callable[[], None]) -> None:
-        self.action = action
-
-    def confirm(self, plan: ReplayPlan) -> None:
-        self.action()
-
-
 def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
     conn: Any, db_url: str
 ) -> None:
@@ -279,15 +239,14 @@ def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
         topic = cluster.create_topic(unique_name())
         insert_entries(conn, [entry(source_topic=topic) for _ in range(15)])
         before = rows_by_id(conn)
-        settings = replay_settings(
+        settings = make_settings(
             db_url, cluster.bootstrap_servers, kafka_delivery_timeout=DELIVERY_TIMEOUT
         )
 
         report = replay(
             settings,
-            EntryFilter(),
-            ReplayOptions(batch_size=10),
-            listener=_ConfirmThen(cluster.broker_down),
+            ReplayRequest(EntryFilter(), batch_size=10),
+            listener=AtConfirm(cluster.broker_down),
         )
 
         assert report.exit_code == 1
@@ -296,7 +255,7 @@ def test_broker_down_after_the_preflight_fails_everything_and_marks_nothing(
 
 
 def test_database_failing_mid_run_reports_counts_and_records_the_run(
-    conn: Any, db_url: str, broker: Any
+    conn: Any, cli_env: CliEnv, broker: Any
 ) -> None:
     bootstrap = broker.bootstrap_servers
     topic = create_topic(bootstrap)
@@ -310,7 +269,7 @@ def test_database_failing_mid_run_reports_counts_and_records_the_run(
         "200",
         "-o",
         "json",
-        env=replay_env(db_url, bootstrap),
+        env=cli_env(bootstrap),
     )
     wait_for(lambda: len(replayed_ids(conn)) >= 40, proc)
 
@@ -335,7 +294,7 @@ def test_database_failing_mid_run_reports_counts_and_records_the_run(
     assert audit["outcome"] == "failed"
     assert audit["counts"]["succeeded"] == len(marked)
 
-    rerun = run_dlqctl_process("replay", "--yes", "-o", "json", env=replay_env(db_url, bootstrap))
+    rerun = run_dlqctl_process("replay", "--yes", "-o", "json", env=cli_env(bootstrap))
     assert rerun.returncode == 0, rerun.stderr
     assert {r["status"] for r in rows_by_id(conn).values()} == {"replayed"}
 
@@ -351,9 +310,8 @@ def test_interrupt_before_the_first_message_changes_nothing(
     stop.set()  # Ctrl-C while the run was still planning
     with pytest.raises(Interrupted) as caught:
         replay(
-            replay_settings(db_url, broker.bootstrap_servers),
-            EntryFilter(),
-            ReplayOptions(),
+            make_settings(db_url, broker.bootstrap_servers),
+            ReplayRequest(EntryFilter()),
             stop=stop,
         )
     assert caught.value.exit_code == 130

@@ -15,15 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
+from dlqctl.core.cleanup import DiscardRequest, PurgeRequest
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
-from dlqctl.core.settings import Settings
 from dlqctl.db.audit import list_actions
 from dlqctl.db.cleanup_queries import DELETE, Keyset, batch_statement
 from dlqctl.db.filters import fence_plans
-from dlqctl.usecases.cleanup import DiscardRequest, PurgeRequest, discard, purge
-from tests.factories import entry, insert_entries
+from dlqctl.usecases.cleanup import discard, purge
+from tests.factories import entry, insert_entries, make_settings
+from tests.fakes import InsertOnEachBatch, StopAfter
 
 NOW = datetime.now(UTC)
 CONSUMERS = ("orders", "payments", "billing")
@@ -34,10 +35,6 @@ ERRORS = (
 )
 AGES_DAYS = (1, 10, 29, 31, 45, 90)
 TIE_AT = NOW - timedelta(days=40)
-
-
-def make_settings(db_url: str, actor: str = "tester") -> Settings:
-    return Settings(database_url=db_url, actor=actor)  # type: ignore[arg-type]
 
 
 def dataset(conn: Any, tie_rows: int = 40) -> None:
@@ -365,21 +362,6 @@ def test_discard_leaves_a_row_another_run_replayed_meanwhile(conn: Any, db_url: 
     assert ids_where(conn, "status = 'replayed'") == {ids[0]}
 
 
-class InsertOnEachBatch:
-    """A Progress that makes another connection insert rows between the purge's batches."""
-
-    def __init__(self, db_url: str) -> None:
-        self.writer = psycopg.connect(db_url, autocommit=True)
-        self.inserted: list[uuid.UUID] = []
-
-    def start(self, total: int) -> None:
-        self.total = total
-
-    def advance(self, done: int) -> None:
-        rows = [entry(status="replayed", failed_at=datetime.now(UTC)) for _ in range(3)]
-        self.inserted += insert_entries(self.writer, rows)
-
-
 def test_all_inserts_land_while_purge_runs(conn: Any, db_url: str) -> None:
     old = NOW - timedelta(days=60)
     insert_entries(conn, [entry(status="discarded", failed_at=old) for _ in range(3000)])
@@ -400,7 +382,7 @@ def test_all_inserts_land_while_purge_runs(conn: Any, db_url: str) -> None:
     interleaved = InsertOnEachBatch(db_url)
     try:
         request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=50)
-        result = purge(make_settings(db_url), request, progress=interleaved)
+        result = purge(make_settings(db_url), request, listener=interleaved)
     finally:
         stop.set()
         thread.join(60)
@@ -416,9 +398,9 @@ def test_stop_between_batches_counts_the_rest_as_skipped(conn: Any, db_url: str)
     insert_entries(
         conn, [entry(status=s, failed_at=old) for s in ("replayed", "discarded") for _ in range(25)]
     )
-    calls = iter(range(100))
+    stop = threading.Event()
     request = PurgeRequest(EntryFilter(), timedelta(days=30), "30d", batch_size=10)
-    result = purge(make_settings(db_url), request, should_stop=lambda: next(calls) >= 2)
+    result = purge(make_settings(db_url), request, listener=StopAfter(2, stop), stop=stop)
     assert result.write.outcome == "interrupted"
     assert (result.write.matched, result.write.succeeded, result.write.skipped) == (50, 20, 30)
     assert len(all_ids(conn)) == 30

@@ -6,17 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.replay import ReplayOptions
+from dlqctl.core.replay import ReplayRequest
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.usecases.replay import replay
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
-    consumer_settings,
     encode,
     event,
     make_consumer,
 )
+from tests.factories import make_settings
+from tests.fakes import Recorder
 from tests.kafka_helpers import create_topic, produce, read_topic
 
 
@@ -36,7 +36,7 @@ def test_stored_events_replay_byte_exact_with_key_and_headers(
             (None, encode(event(2)), None),
         ],
     )
-    settings = consumer_settings(db_url, bootstrap)
+    settings = make_settings(db_url, bootstrap)
     with RunningConsumer(make_consumer(Recorder(), settings, source)) as running:
         running.wait_for(lambda: running.consumer.stats.stored == 2, what="two stored entries")
     rows = conn.execute("SELECT dlq_id, event_raw FROM dlq ORDER BY source_offset").fetchall()
@@ -45,7 +45,7 @@ def test_stored_events_replay_byte_exact_with_key_and_headers(
     ) == 2
 
     target = create_topic(bootstrap)
-    report = replay(settings, EntryFilter(), ReplayOptions(topic=target))
+    report = replay(settings, ReplayRequest(EntryFilter(), topic=target))
     assert report.result.succeeded == 2, report
     messages = {m.key: m for m in read_topic(bootstrap, target, expected=2)}
     assert set(messages) == {b"key-raw", b"key-poison"}

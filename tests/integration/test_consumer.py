@@ -17,17 +17,16 @@ import pytest
 from dlqctl.embedded.tansu import EmbeddedBroker
 from dlqctl.kafka.consumer import PermanentError
 from tests.consumer_helpers import (
-    Recorder,
     RunningConsumer,
     committed_offsets,
-    consumer_settings,
     encode,
     end_offsets,
     event,
     make_consumer,
 )
+from tests.factories import make_settings
+from tests.fakes import NS, Recorder
 from tests.kafka_helpers import create_topic, produce, read_topic, unique_name
-from tests.unit.test_events import NS
 
 
 def _dlq(conn: Any) -> list[dict[str, Any]]:
@@ -57,7 +56,7 @@ def test_poison_events_land_in_the_dlq_once_each_with_provenance(
 
     recorder = Recorder()
     group = unique_name("g")
-    settings = consumer_settings(db_url, bootstrap)
+    settings = make_settings(db_url, bootstrap)
     caplog.set_level(logging.INFO, logger="dlqctl.consumer")
     with RunningConsumer(make_consumer(recorder, settings, topic, group=group)) as running:
         running.wait_for(
@@ -122,7 +121,7 @@ def test_undecodable_and_jsonb_unsafe_bytes_are_stored_exactly(
     produce(bootstrap, topic, [(b"k", value, None) for value in [*bad, good]])
 
     recorder = Recorder()
-    settings = consumer_settings(db_url, bootstrap)
+    settings = make_settings(db_url, bootstrap)
     with RunningConsumer(make_consumer(recorder, settings, topic)) as running:
         running.wait_for(lambda: _count(conn) == len(bad) and recorder.handled() == [99])
 
@@ -131,8 +130,11 @@ def test_undecodable_and_jsonb_unsafe_bytes_are_stored_exactly(
     assert [r["source_offset"] for r in rows] == list(range(len(bad)))
     for offset, (row, raw) in enumerate(zip(rows, bad, strict=True)):
         exact = raw if raw is not None else b""
-        assert row["event_raw"] == exact
-        assert row["event_payload"] == {"_dlqctl_raw_base64": base64.b64encode(exact).decode()}
+        assert row["event_raw"] == raw  # NULL for the tombstone
+        if raw is None:
+            assert row["event_payload"] == {"_dlqctl_tombstone": True}
+        else:
+            assert row["event_payload"] == {"_dlqctl_raw_base64": base64.b64encode(raw).decode()}
         digest = hashlib.sha256(exact).hexdigest()
         assert row["event_id"] == uuid.uuid5(NS, f"{topic}/0/{offset}/{digest}")
         assert row["event_key"] == b"k"
@@ -156,7 +158,7 @@ def test_a_restart_rereads_nothing_and_another_group_stores_no_duplicates(
     produce(bootstrap, topic, [(str(n).encode(), encode(e), None) for n, e in enumerate(events)])
     n_poison = sum(1 for e in events if e["poison"])
     group = unique_name("g")
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=())
 
     first = Recorder()
     with RunningConsumer(make_consumer(first, settings, topic, group=group)) as running:
@@ -195,7 +197,7 @@ def test_a_permanent_error_skips_the_retries_and_stats_are_logged(
             raise PermanentError("unknown currency 'XXX'")
 
     caplog.set_level(logging.INFO, logger="dlqctl.consumer")
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=(0.0, 0.0, 0.0))
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=(0.0, 0.0, 0.0))
     consumer = make_consumer(handler, settings, topic, stats_interval=0.3)
     with RunningConsumer(consumer) as running:
         running.wait_for(lambda: _count(conn) == 1 and len(calls) == 3)
@@ -217,7 +219,7 @@ def test_a_second_member_joining_mid_stream_loses_and_doubles_nothing(
     poison = {e["n"] for e in events if e["poison"]}
     healthy = {e["n"] for e in events if not e["poison"]}
     group = unique_name("g")
-    settings = consumer_settings(db_url, bootstrap, consumer_retry_backoff=())
+    settings = make_settings(db_url, bootstrap, consumer_retry_backoff=())
     a, b = Recorder(sleep=0.005), Recorder(sleep=0.005)
 
     def produce_slowly() -> None:

@@ -1,4 +1,5 @@
-"""Shared selection queries: id resolution, counts, eligibility of explicit ids."""
+"""Shared selection queries: id resolution, counts, eligibility of explicit ids, and what an
+unmigrated database answers."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from dlqctl.core.errors import AmbiguousIdError, NotFoundError
+from dlqctl.core.errors import AmbiguousIdError, NotFoundError, SchemaMissing
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
+from dlqctl.db.connection import session
 from dlqctl.db.entries import count_matches, resolve_ids, split_explicit_ids
 from tests.factories import entry, insert_entries
 
@@ -64,3 +66,8 @@ def test_split_explicit_ids(conn: Any) -> None:
     )
     assert eligible == [pending]
     assert ineligible == [replayed, other]
+
+
+def test_schema_missing_is_explained(empty_db_url: str) -> None:
+    with pytest.raises(SchemaMissing, match="dlqctl migrate"), session(empty_db_url) as conn:
+        count_matches(conn, EntryFilter())

@@ -16,7 +16,7 @@ from dlqctl.core.ids import parse_id
 from dlqctl.core.models import StatsDimension, Status
 from dlqctl.core.settings import Settings
 from dlqctl.usecases.inspect import compute_stats, iter_entries, list_page, show_entry
-from tests.factories import BASE_TIME, entry, insert_entries
+from tests.factories import BASE_TIME, entry, insert_entries, make_settings
 
 CONSUMERS = ("orders", "payments", "o'brien", "a_b", "100%")
 STATUSES = ("pending", "replayed", "discarded")
@@ -53,7 +53,7 @@ def _rows() -> list[dict[str, Any]]:
 def loaded(conn: Any, db_url: str) -> tuple[Any, Settings, list[dict[str, Any]]]:
     rows = _rows()
     insert_entries(conn, rows)
-    return conn, Settings(database_url=db_url), rows
+    return conn, make_settings(db_url), rows
 
 
 def _expected(conn: Any, where: str, params: dict[str, Any]) -> list[uuid.UUID]:
@@ -174,7 +174,7 @@ def test_payload_adds_the_details(conn: Any, db_url: str) -> None:
             )
         ],
     )
-    settings = Settings(database_url=db_url)
+    settings = make_settings(db_url)
     plain = list_page(settings, EntryFilter(), limit=1).entries[0]
     assert plain.event_payload is None and plain.source_topic is None
     detailed = list_page(settings, EntryFilter(), limit=1, payload=True).entries[0]
@@ -200,7 +200,7 @@ def test_show_resolves_prefixes(conn: Any, db_url: str) -> None:
             entry(dlq_id=c, event_raw=b"\xff\x00"),
         ],
     )
-    settings = Settings(database_url=db_url)
+    settings = make_settings(db_url)
     assert show_entry(settings, parse_id(str(b))).status is Status.REPLAYED
     assert show_entry(settings, parse_id("7F000000-0000")).dlq_id == c
     assert show_entry(settings, parse_id("7f00000000004000")).event_raw == b"\xff\x00"
@@ -284,7 +284,7 @@ def test_stats_by_hour_and_day_fill_gaps(conn: Any, db_url: str) -> None:
             entry(failed_at=BASE_TIME + timedelta(days=2, hours=23)),
         ],
     )
-    settings = Settings(database_url=db_url)
+    settings = make_settings(db_url)
     hours = compute_stats(
         settings, EntryFilter(until=BASE_TIME + timedelta(days=1)), by=StatsDimension.HOUR
     )
@@ -317,7 +317,7 @@ def test_stats_breakdowns(loaded: tuple[Any, Settings, list[dict[str, Any]]]) ->
 
 
 def test_stats_of_nothing(db_url: str) -> None:
-    stats = compute_stats(Settings(database_url=db_url), EntryFilter(), by=StatsDimension.HOUR)
+    stats = compute_stats(make_settings(db_url), EntryFilter(), by=StatsDimension.HOUR)
     assert stats.total == 0
     assert stats.to_json(top=10)["oldest_pending_failed_at"] is None
     assert stats.breakdown == ()
@@ -331,7 +331,7 @@ def test_entries_of_dlqctls_writer_and_of_other_writers_group_together(
     with DlqWriter(db_url) as writer:
         stored = writer.write("orders", {"id": 1}, TimeoutError("call took 1500ms"))
     insert_entries(conn, [entry(consumer="legacy", error_message="TimeoutError: call took 9ms")])
-    settings = Settings(database_url=db_url)
+    settings = make_settings(db_url)
     stats = compute_stats(settings, EntryFilter())
     assert [(g.fingerprint, g.count) for g in stats.error_groups] == [
         ("TimeoutError: call took <n>ms", 2)

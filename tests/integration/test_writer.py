@@ -15,7 +15,7 @@ from dlqctl.core.errors import DatabaseUnavailable, SchemaMissing
 from dlqctl.core.events import MISSING, decode_event, failed_event
 from dlqctl.core.fingerprint import fingerprint
 from dlqctl.db.writer import DlqWriter
-from tests.unit.test_events import NS, FakeMessage
+from tests.fakes import NS, FakeMessage
 
 
 def _rows(conn: Any) -> list[dict[str, Any]]:

@@ -6,16 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dlqctl.core.cleanup import DiscardRequest, PurgeRequest
 from dlqctl.core.errors import UsageError
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
-from dlqctl.usecases.cleanup import DiscardRequest, PurgeRequest
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def purge_request(entry_filter: EntryFilter, **kwargs: object) -> PurgeRequest:
+    kwargs.setdefault("as_of", NOW)
     return PurgeRequest(entry_filter, timedelta(days=30), "30d", **kwargs)  # type: ignore[arg-type]
 
 
@@ -23,7 +24,7 @@ def test_purge_defaults_to_replayed_and_discarded() -> None:
     request = purge_request(EntryFilter())
     assert request.statuses == (Status.REPLAYED, Status.DISCARDED)
     assert not request.deletes_pending
-    selection = request.selection(NOW)
+    selection = request.selection
     assert selection.statuses == (Status.REPLAYED, Status.DISCARDED)
     assert selection.until == NOW - timedelta(days=30)
 
@@ -36,9 +37,9 @@ def test_purge_deletes_pending_only_when_spelled_out() -> None:
 
 def test_purge_cutoff_and_until_take_the_earlier() -> None:
     earlier = NOW - timedelta(days=40)
-    assert purge_request(EntryFilter(until=earlier)).selection(NOW).until == earlier
+    assert purge_request(EntryFilter(until=earlier)).selection.until == earlier
     later = NOW - timedelta(days=1)
-    assert purge_request(EntryFilter(until=later)).selection(NOW).until == NOW - timedelta(days=30)
+    assert purge_request(EntryFilter(until=later)).selection.until == NOW - timedelta(days=30)
 
 
 @pytest.mark.parametrize("size", [0, 100_001])

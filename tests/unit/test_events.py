@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,43 +22,11 @@ from dlqctl.core.events import (
     derive_event_id,
     error_text,
     failed_event,
-    one_line,
     payload_json,
 )
 from dlqctl.core.fingerprint import fingerprint
-
-# Spelled out here rather than imported, so a change of the namespace fails the tests.
-NS = uuid.uuid5(uuid.NAMESPACE_URL, "dlqctl:event-id")
-
-
-@dataclass
-class FakeMessage:
-    """The parts of confluent_kafka.Message the writer reads."""
-
-    raw: bytes | None
-    topic_: str = "orders"
-    partition_: int = 2
-    offset_: int = 17
-    key_: bytes | None = b"order-1"
-    headers_: list[tuple[str, bytes | None]] | None = field(default_factory=list)
-
-    def topic(self) -> str:
-        return self.topic_
-
-    def partition(self) -> int:
-        return self.partition_
-
-    def offset(self) -> int:
-        return self.offset_
-
-    def key(self) -> bytes | None:
-        return self.key_
-
-    def value(self) -> bytes | None:
-        return self.raw
-
-    def headers(self) -> list[tuple[str, bytes | None]] | None:
-        return self.headers_
+from dlqctl.core.text import one_line
+from tests.fakes import NS, FakeMessage
 
 
 def test_namespace_is_pinned() -> None:
@@ -242,10 +209,13 @@ def test_undecodable_bytes_get_the_base64_stand_in() -> None:
     assert entry.event_id == uuid.uuid5(NS, "orders/2/17/" + hashlib.sha256(raw).hexdigest())
 
 
-def test_a_tombstone_is_stored_as_empty_bytes() -> None:
-    entry = failed_event("c", MISSING, UndecodableEvent("no value"), FakeMessage(None))
-    assert entry.event_raw == b""
-    assert json.loads(entry.payload) == {"_dlqctl_raw_base64": ""}
+def test_a_tombstone_is_stored_as_one_without_bytes() -> None:
+    for event in (MISSING, None):
+        entry = failed_event("c", event, UndecodableEvent("no value"), FakeMessage(None))
+        assert entry.event_raw is None
+        assert json.loads(entry.payload) == {"_dlqctl_tombstone": True}
+        assert entry.event_id == uuid.uuid5(NS, "orders/2/17/" + hashlib.sha256(b"").hexdigest())
+        assert entry.event_key == b"order-1"
 
 
 def test_the_consumer_passes_the_bytes_as_payload_to_keep_numbers_exact() -> None:

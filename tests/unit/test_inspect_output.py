@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dlqctl.cli import machine
-from dlqctl.cli.output import _bar, one_line
+from dlqctl.cli.output import machine
+from dlqctl.cli.output.stats import _bar
 from dlqctl.core.models import (
     DlqEntry,
     DlqStats,
@@ -21,6 +21,7 @@ from dlqctl.core.models import (
     StatsDimension,
     Status,
 )
+from dlqctl.core.text import one_line
 from dlqctl.db.inspect_queries import GroupCount
 from dlqctl.usecases.inspect import _time_series, merge_error_groups
 
@@ -194,7 +195,7 @@ def test_stats_rows_for_csv_and_ndjson() -> None:
     ],
 )
 def test_one_line(text: str, limit: int, expected: str) -> None:
-    assert one_line(text, limit) == expected
+    assert one_line(text, limit, first_line_only=True) == expected
 
 
 def test_bars() -> None:

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from dlqctl.cli import output
+from dlqctl.cli.output.writes import render_match_counts
 from dlqctl.core.models import MatchCount, Status
 
 
 def test_counts_table_shows_markup_like_names_literally(capsys: pytest.CaptureFixture[str]) -> None:
-    output.render_match_counts(
+    render_match_counts(
         [MatchCount("[bold]svc[/bold] [red", Status.PENDING, 3)], title="to replay [x]"
     )
     shown = capsys.readouterr().err

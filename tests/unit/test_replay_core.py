@@ -11,10 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dlqctl.core.errors import UsageError
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import Status
 from dlqctl.core.replay import (
     RECORD_OVERHEAD,
     RateLimiter,
-    ReplayOptions,
+    ReplayRequest,
     compact_jsonb_text,
     list_ids,
     message_headers,
@@ -25,6 +27,7 @@ from dlqctl.core.replay import (
     validate_topic_name,
     wire_size,
 )
+from tests.fakes import FakeClock
 
 
 def jsonb_style(value: Any) -> str:
@@ -106,6 +109,13 @@ def test_key_and_value_prefer_the_recorded_originals() -> None:
         message_value(None, None)
 
 
+def test_a_stored_tombstone_replays_as_a_null_value() -> None:
+    assert message_value(None, '{"_dlqctl_tombstone": true}') is None
+    # Recorded bytes that happen to look like the marker are an ordinary value.
+    assert message_value(b'{"_dlqctl_tombstone": true}', None) == b'{"_dlqctl_tombstone": true}'
+    assert message_value(None, '{"_dlqctl_tombstone": false}') == '{"_dlqctl_tombstone":false}'
+
+
 def test_wire_size_counts_utf8_bytes_and_header_overhead() -> None:
     assert wire_size("k", "é", []) == RECORD_OVERHEAD + 1 + 2
     assert (
@@ -132,10 +142,26 @@ def test_topic_names_are_validated() -> None:
 
 
 def test_rate_bounds_the_batch_to_about_one_second() -> None:
-    assert ReplayOptions(batch_size=500).effective_batch_size() == 500
-    assert ReplayOptions(batch_size=500, rate=20).effective_batch_size() == 20
-    assert ReplayOptions(batch_size=500, rate=0.5).effective_batch_size() == 1
-    assert ReplayOptions(batch_size=10, rate=1000).effective_batch_size() == 10
+    def request(**kwargs: Any) -> ReplayRequest:
+        return ReplayRequest(EntryFilter(), **kwargs)
+
+    assert request(batch_size=500).effective_batch_size() == 500
+    assert request(batch_size=500, rate=20).effective_batch_size() == 20
+    assert request(batch_size=500, rate=0.5).effective_batch_size() == 1
+    assert request(batch_size=10, rate=1000).effective_batch_size() == 10
+
+
+def test_replay_selects_pending_entries_unless_statuses_are_given() -> None:
+    by_default = ReplayRequest(EntryFilter(consumers=("orders",)))
+    assert by_default.statuses == (Status.PENDING,)
+    assert by_default.selection == EntryFilter(consumers=("orders",), statuses=(Status.PENDING,))
+    chosen = ReplayRequest(EntryFilter(statuses=(Status.REPLAYED, Status.DISCARDED)))
+    assert chosen.selection.statuses == (Status.REPLAYED, Status.DISCARDED)
+
+
+def test_replay_request_refuses_an_invalid_topic() -> None:
+    with pytest.raises(UsageError, match="--topic: 'a b' is not a valid Kafka topic name"):
+        ReplayRequest(EntryFilter(), topic="a b")
 
 
 def test_list_ids_shortens_long_lists() -> None:
@@ -143,21 +169,8 @@ def test_list_ids_shortens_long_lists() -> None:
     assert list_ids([str(i) for i in range(25)], limit=3) == "0, 1, 2 and 22 more"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_rate_limiter_spaces_messages() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=100.0)
     limiter = RateLimiter(4, wait=clock.sleep, clock=clock)
     sent_at = []
     for _ in range(9):

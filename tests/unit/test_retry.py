@@ -14,33 +14,7 @@ from dlqctl.core.retry import (
     handler_backoff,
     retry_until_done,
 )
-
-
-class FakeClock:
-    """Time that moves only when the code under test waits."""
-
-    def __init__(self, stop_at: float | None = None) -> None:
-        self.now = 0.0
-        self.waits: list[float] = []
-        self.stop_at = stop_at
-
-    def wait(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        self.now += seconds
-        return self.stop_at is None or self.now < self.stop_at
-
-
-class FlakyHandler:
-    def __init__(self, clock: FakeClock, failures: int, error: Exception | None = None) -> None:
-        self.clock = clock
-        self.failures = failures
-        self.error = error or ValueError("downstream timed out")
-        self.calls: list[float] = []
-
-    def __call__(self, event: Any) -> None:
-        self.calls.append(self.clock.now)
-        if len(self.calls) <= self.failures:
-            raise self.error
+from tests.fakes import FakeClock, FlakyHandler
 
 
 def test_default_backoff_retries_at_once_then_after_1_and_2_seconds() -> None:

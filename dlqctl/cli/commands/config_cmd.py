@@ -6,6 +6,7 @@ import typer
 
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import SummaryFormat, SummaryOutputOpt
+from dlqctl.cli.output import machine
 
 
 def show_config(ctx: typer.Context, output: SummaryOutputOpt = SummaryFormat.TABLE) -> None:
@@ -15,12 +16,10 @@ def show_config(ctx: typer.Context, output: SummaryOutputOpt = SummaryFormat.TAB
 
     Example: dlqctl --profile prod config
     """
-    from dlqctl.cli import output as out
-
     loaded = app_state(ctx).loaded()
     rows = loaded.describe()
     if output is SummaryFormat.JSON:
-        out.print_json(
+        machine.print_json(
             {
                 "config_file": str(loaded.config_path) if loaded.config_path else None,
                 "profile": loaded.profile,
@@ -30,6 +29,9 @@ def show_config(ctx: typer.Context, output: SummaryOutputOpt = SummaryFormat.TAB
             }
         )
         return
+    # Lazy (Rich): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.console import key_value_table, note, out
+
     file_line = str(loaded.config_path) if loaded.config_path else "(none found)"
-    out.note(f"config file: {file_line}; profile: {loaded.profile or '(none)'}")
-    out.out().print(out.key_value_table(None, rows, ("setting", "value", "source")))
+    note(f"config file: {file_line}; profile: {loaded.profile or '(none)'}")
+    out().print(key_value_table(None, rows, ("setting", "value", "source")))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Annotated
 
 import typer
@@ -29,28 +31,27 @@ def demo(
 
     Example: dlqctl demo --keep
     """
-    import contextlib
-    import sys
-
-    from dlqctl.cli import output as out
-    from dlqctl.usecases.demo import run_demo, stop_kept_demo
-
     if keep and stop:
         raise typer.BadParameter("--keep and --stop do not go together", param_hint="'--stop'")
+    # Lazy (Rich, pydantic-settings): importing the CLI stays cheap; see test_startup.py.
+    from dlqctl.cli.output.console import note
+    from dlqctl.cli.output.demo import DemoConsole
+    from dlqctl.usecases.demo import run_demo, stop_kept_demo
+
     if stop:
         if stop_kept_demo():
-            out.note("Stopped the services `dlqctl demo --keep` left running.")
+            note("Stopped the services `dlqctl demo --keep` left running.")
         else:
-            out.note("Nothing to stop: no demo was kept running.")
+            note("Nothing to stop: no demo was kept running.")
         return
     if keep:
         # stdout carries only the export lines, so `eval "$(dlqctl demo --keep)"` works;
         # the demo's own views go to stderr with the narration.
         with contextlib.redirect_stdout(sys.stderr):
-            result = run_demo(out.DemoConsole(), keep=True)
-        out.note("The services keep running. To use them from another shell:")
+            result = run_demo(DemoConsole(), keep=True)
+        note("The services keep running. To use them from another shell:")
         print("\n".join(result.exports), flush=True)
-        out.note("Stop them with: dlqctl demo --stop")
+        note("Stop them with: dlqctl demo --stop")
     else:
-        run_demo(out.DemoConsole(), keep=False)
-        out.note("Stopped the embedded services. Run `dlqctl demo --keep` to explore further.")
+        run_demo(DemoConsole(), keep=False)
+        note("Stopped the embedded services. Run `dlqctl demo --keep` to explore further.")

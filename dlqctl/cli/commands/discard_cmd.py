@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
+from dlqctl.cli.confirm import confirm_run
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import (
     ConsumerOpt,
@@ -21,6 +23,10 @@ from dlqctl.cli.options import (
     YesOpt,
     build_entry_filter,
 )
+from dlqctl.cli.signals import stop_on_signals
+from dlqctl.core.cleanup import DiscardRequest
+from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
+from dlqctl.core.runs import RunPlan
 
 
 def discard(
@@ -51,12 +57,9 @@ def discard(
 
     Example: dlqctl discard -c orders --error "unknown currency" --reason "bad deploy 1.4.2"
     """
-
-    from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write
-    from dlqctl.cli.signals import stop_on_signals
-    from dlqctl.core.errors import EXIT_INTERRUPTED
-    from dlqctl.usecases.cleanup import DiscardRequest, count_discard
+    # Lazy (Rich, psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.progress import RunConsole
+    from dlqctl.cli.output.writes import render_cleanup_result
     from dlqctl.usecases.cleanup import discard as run_discard
 
     entry_filter = build_entry_filter(
@@ -70,18 +73,14 @@ def discard(
     )
     request = DiscardRequest(entry_filter=entry_filter, reason=reason, dry_run=dry_run)
     settings = app_state(ctx).settings()
-    confirm_write(
-        verb="discard",
-        has_ids=bool(entry_filter.ids),
-        dry_run=dry_run,
-        yes=yes,
-        count=lambda: count_discard(settings, request),
+    ask: Callable[[RunPlan], None] = confirm_run(
+        verb="discard", has_ids=bool(entry_filter.ids), dry_run=dry_run, yes=yes
     )
     with (
-        out.batch_progress("discarding", show=not dry_run) as progress,
         stop_on_signals() as stop,
+        RunConsole("discarding", confirm=ask) as console,
     ):
-        result = run_discard(settings, request, progress=progress, should_stop=stop.is_set)
-    out.render_cleanup_result(result, output.value)
+        result = run_discard(settings, request, listener=console, stop=stop)
+    render_cleanup_result(result, output.value)
     if result.write.outcome == "interrupted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise RunEnded(EXIT_INTERRUPTED)

@@ -8,6 +8,7 @@ import typer
 
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import SummaryFormat, SummaryOutputOpt
+from dlqctl.cli.output import machine
 
 
 def history(
@@ -27,11 +28,14 @@ def history(
 
     Example: dlqctl history --action replay -o json
     """
-    from dlqctl.cli import output as out
+    # Lazy (psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
     from dlqctl.usecases.audit import history as load_history
 
     records = load_history(app_state(ctx).settings(), action=action, limit=limit)
     if output is SummaryFormat.JSON:
-        out.print_json({"items": [r.to_json() for r in records]})
-    else:
-        out.render_history(records)
+        machine.print_json({"items": [r.to_json() for r in records]})
+        return
+    # Lazy (Rich): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.history import render_history
+
+    render_history(records)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import shlex
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
@@ -16,13 +19,14 @@ from dlqctl.cli.options import (
     SinceOpt,
     StatusOpt,
     UntilOpt,
+    bad,
+    build_entry_filter,
+    filter_args,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from dlqctl.core.filters import EntryFilter
-    from dlqctl.core.models import DlqEntry
+from dlqctl.cli.output import machine
+from dlqctl.core.cursor import decode_cursor
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import DlqEntry
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
@@ -72,9 +76,6 @@ def list_entries(
 
     Example: dlqctl list -c orders -s pending --since 2h
     """
-    from dlqctl.cli.options import bad, build_entry_filter
-    from dlqctl.core.cursor import decode_cursor
-
     entry_filter = build_entry_filter(
         consumers=consumer,
         statuses=status,
@@ -92,8 +93,7 @@ def list_entries(
     if all_ and limit is not None:
         raise bad("--all", "cannot be combined with --limit (--all lists every match)")
     settings = app_state(ctx).settings()
-
-    from dlqctl.cli import machine
+    # Lazy (psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
     from dlqctl.usecases.inspect import iter_entries, list_page
 
     if all_:
@@ -127,23 +127,21 @@ def _table(
     all_: bool,
 ) -> None:
     """Aligned lines, and on stderr how many were shown and the command for the next page."""
-    import shlex
-    from datetime import UTC, datetime
+    # Lazy (Rich): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.console import note
+    from dlqctl.cli.output.entries import render_entries
 
-    from dlqctl.cli import output as out
-    from dlqctl.cli.options import filter_args
-
-    shown = out.render_entries(
+    shown = render_entries(
         entries, payload=payload, now=datetime.now(UTC), chunk=TABLE_CHUNK if all_ else None
     )
     if not shown:
-        out.note("no matching entries")
+        note("no matching entries")
     elif next_cursor is None:
-        out.note(f"{shown} {'entry' if shown == 1 else 'entries'}; no more")
+        note(f"{shown} {'entry' if shown == 1 else 'entries'}; no more")
     else:
         state = app_state(ctx)
         args = ["dlqctl"] + (["--profile", state.profile] if state.profile else [])
         args += ["list", *filter_args(entry_filter)]
         args += (["-n", str(limit)] if limit else []) + (["--payload"] if payload else [])
         command = shlex.join([*args, "--cursor", next_cursor])
-        out.note(f"{shown} entries, newest first. Next page: {command}")
+        note(f"{shown} entries, newest first. Next page: {command}")

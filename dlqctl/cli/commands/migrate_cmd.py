@@ -6,6 +6,7 @@ import typer
 
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import DryRunOpt, SummaryFormat, SummaryOutputOpt
+from dlqctl.cli.output import machine
 
 
 def migrate(
@@ -20,21 +21,24 @@ def migrate(
 
     Example: dlqctl migrate --dry-run
     """
-    from dlqctl.cli import output as out
-    from dlqctl.db.migrations import migrate as run_migrations
+    # Lazy (psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.usecases.migrate import migrate as run_migrations
 
     settings = app_state(ctx).settings()
-    result = run_migrations(settings.dsn, dry_run=dry_run)
+    result = run_migrations(settings, dry_run=dry_run)
     if output is SummaryFormat.JSON:
-        out.print_json({"applied": result.applied, "pending": result.pending})
+        machine.print_json({"applied": result.applied, "pending": result.pending})
         return
+    # Lazy (Rich): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.console import out
+
     if dry_run:
         if result.pending:
-            out.out().print("pending migrations:\n" + "\n".join(f"  {n}" for n in result.pending))
+            out().print("pending migrations:\n" + "\n".join(f"  {n}" for n in result.pending))
         else:
-            out.out().print("the schema is up to date; nothing pending")
+            out().print("the schema is up to date; nothing pending")
         return
     if result.applied:
-        out.out().print("applied:\n" + "\n".join(f"  {n}" for n in result.applied))
+        out().print("applied:\n" + "\n".join(f"  {n}" for n in result.applied))
     else:
-        out.out().print("the schema is up to date; nothing to apply")
+        out().print("the schema is up to date; nothing to apply")

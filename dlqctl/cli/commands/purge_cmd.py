@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
+from dlqctl.cli.confirm import confirm_run
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import (
     ConsumerOpt,
@@ -20,8 +22,11 @@ from dlqctl.cli.options import (
     build_entry_filter,
     parse_duration_option,
 )
-from dlqctl.core.cleanup import DEFAULT_PURGE_BATCH, MAX_BATCH
+from dlqctl.cli.signals import stop_on_signals
+from dlqctl.core.cleanup import DEFAULT_PURGE_BATCH, MAX_BATCH, PurgeRequest
+from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
 from dlqctl.core.models import Status
+from dlqctl.core.runs import RunPlan
 from dlqctl.core.timeparse import DURATION_HELP
 
 PENDING_WARNING = (
@@ -83,12 +88,10 @@ def purge(
 
     Example: dlqctl purge --older-than 30d --yes --quiet
     """
-
-    from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write
-    from dlqctl.cli.signals import stop_on_signals
-    from dlqctl.core.errors import EXIT_INTERRUPTED
-    from dlqctl.usecases.cleanup import PurgeRequest, count_purge
+    # Lazy (Rich, psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.console import note
+    from dlqctl.cli.output.progress import RunConsole
+    from dlqctl.cli.output.writes import render_cleanup_result
     from dlqctl.usecases.cleanup import purge as run_purge
 
     entry_filter = build_entry_filter(
@@ -107,27 +110,26 @@ def purge(
         dry_run=dry_run,
     )
     settings = app_state(ctx).settings()
-    confirm_write(
+    ask: Callable[[RunPlan], None] = confirm_run(
         verb="delete",
         has_ids=False,
         dry_run=dry_run,
         yes=yes,
-        count=lambda: count_purge(settings, request),
         warning=PENDING_WARNING if request.deletes_pending else None,
     )
     with (
-        out.batch_progress("deleting", show=not quiet and not dry_run) as progress,
         stop_on_signals() as stop,
+        RunConsole("deleting", confirm=ask, show=not quiet) as console,
     ):
-        result = run_purge(settings, request, progress=progress, should_stop=stop.is_set)
+        result = run_purge(settings, request, listener=console, stop=stop)
     interrupted = result.write.outcome == "interrupted"
     if quiet and output is SummaryFormat.TABLE:
         if interrupted:
-            out.note(
+            note(
                 f"purge interrupted: {result.write.succeeded} entries deleted,"
                 f" {result.write.skipped} left"
             )
     else:
-        out.render_cleanup_result(result, output.value)
+        render_cleanup_result(result, output.value)
     if interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise RunEnded(EXIT_INTERRUPTED)

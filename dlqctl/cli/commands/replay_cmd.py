@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
 
+from dlqctl.cli.confirm import confirm_run
 from dlqctl.cli.context import app_state
 from dlqctl.cli.options import (
     ConsumerOpt,
@@ -22,6 +24,9 @@ from dlqctl.cli.options import (
     bad,
     build_entry_filter,
 )
+from dlqctl.cli.signals import stop_on_signals
+from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
+from dlqctl.core.replay import ReplayPlan, ReplayRequest
 
 MAX_BATCH_SIZE = 10_000
 
@@ -78,14 +83,10 @@ def replay(
 
     Example: dlqctl replay -c orders --error "timed out" --since 2h --yes
     """
-    import functools
-    import math
-
-    from dlqctl.cli import output as out
-    from dlqctl.cli.confirm import confirm_write, interactive
-    from dlqctl.cli.signals import default_signals, stop_on_signals
-    from dlqctl.core.errors import EXIT_INTERRUPTED
-    from dlqctl.core.replay import ReplayOptions, ReplayPlan
+    # Lazy (Rich, psycopg, confluent_kafka): importing the CLI stays cheap; see test_startup.py.
+    from dlqctl.cli.output.console import note
+    from dlqctl.cli.output.progress import RunConsole
+    from dlqctl.cli.output.writes import render_routes, render_write_result
     from dlqctl.usecases.replay import replay as run_replay
 
     entry_filter = build_entry_filter(
@@ -101,27 +102,25 @@ def replay(
         raise bad("--rate", "must be a positive number of messages per second")
     if topic is not None and not topic.strip():
         raise bad("--topic", "must not be empty")
-    confirm = functools.partial(
-        confirm_write, verb="replay", has_ids=bool(ids), dry_run=dry_run, yes=yes
-    )
-    if not interactive():
-        confirm(count=list)  # off a terminal: refuse at once unless --yes, ids or --dry-run
 
-    def ask(plan: ReplayPlan) -> None:
-        with default_signals():
-            confirm(count=lambda: plan.match_counts, details=lambda: out.render_routes(plan.routes))
+    def routes(plan: ReplayPlan) -> None:
+        render_routes(plan.routes)
 
-    options = ReplayOptions(
-        topic=topic, rate=rate, batch_size=batch_size, limit=limit, dry_run=dry_run
-    )
+    ask = confirm_run(verb="replay", has_ids=bool(ids), dry_run=dry_run, yes=yes, details=routes)
     settings = app_state(ctx).settings()
-    with stop_on_signals() as stop, out.ReplayConsole(confirm=ask) as console:
-        report = run_replay(settings, entry_filter, options, listener=console, stop=stop)
+    request = ReplayRequest(
+        entry_filter, topic=topic, rate=rate, batch_size=batch_size, limit=limit, dry_run=dry_run
+    )
+    with (
+        stop_on_signals() as stop,
+        RunConsole("replaying", confirm=ask, with_rate=True) as console,
+    ):
+        report = run_replay(settings, request, listener=console, stop=stop)
     if dry_run and output is SummaryFormat.TABLE and report.plan.routes:
-        out.render_routes(report.plan.routes, to_stdout=True)
-    out.render_write_result(report.result, output.value)
-    if report.error and report.exit_code == EXIT_INTERRUPTED:
-        out.note(report.error)
-    elif report.error:
-        out.error_line(report.error)
-    raise typer.Exit(report.exit_code)
+        render_routes(report.plan.routes, to_stdout=True)
+    render_write_result(report.result, output.value)
+    interrupted = report.exit_code == EXIT_INTERRUPTED
+    if interrupted and report.error:
+        note(report.error)  # what the interrupted run did: part of the summary, not an error
+    if report.exit_code:
+        raise RunEnded(report.exit_code, None if interrupted else report.error)

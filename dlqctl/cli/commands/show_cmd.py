@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from dlqctl.cli.context import app_state
-from dlqctl.cli.options import OutputFormat, OutputOpt
+from dlqctl.cli.options import OutputFormat, OutputOpt, parse_ids
+from dlqctl.cli.output import machine
 
 
 def show(
@@ -28,17 +30,13 @@ def show(
 
     Example: dlqctl show 0193a1b2c3d4 -o json
     """
-    from dlqctl.cli.options import parse_ids
-
     (selector,) = parse_ids([entry_id], option="ID")
     settings = app_state(ctx).settings()
-
+    # Lazy (psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
     from dlqctl.usecases.inspect import show_entry
 
     entry = show_entry(settings, selector)
     if output is not OutputFormat.TABLE:
-        from dlqctl.cli import machine
-
         data = entry.to_json(full=True)
         if output is OutputFormat.JSON:
             machine.print_json(data)
@@ -47,8 +45,7 @@ def show(
         else:
             machine.print_csv(list(data), [[machine.csv_cell(v) for v in data.values()]])
         return
-    from datetime import UTC, datetime
+    # Lazy (Rich): importing the CLI stays cheap; see tests/cli/test_startup.py.
+    from dlqctl.cli.output.entries import render_entry
 
-    from dlqctl.cli import output as out
-
-    out.render_entry(entry, datetime.now(UTC))
+    render_entry(entry, datetime.now(UTC))

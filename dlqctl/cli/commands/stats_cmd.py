@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import enum
+import sys
 from typing import Annotated
 
 import typer
 
 from dlqctl.cli.context import app_state
-from dlqctl.cli.options import ConsumerOpt, ErrorOpt, EventIdOpt, SinceOpt, StatusOpt, UntilOpt
+from dlqctl.cli.options import (
+    ConsumerOpt,
+    ErrorOpt,
+    EventIdOpt,
+    SinceOpt,
+    StatusOpt,
+    UntilOpt,
+    build_entry_filter,
+)
+from dlqctl.cli.output import machine
 from dlqctl.core.models import StatsDimension
 
 
@@ -58,8 +68,6 @@ def stats(
 
     Example: dlqctl stats --since 24h --by hour
     """
-    from dlqctl.cli.options import build_entry_filter
-
     entry_filter = build_entry_filter(
         consumers=consumer,
         statuses=status,
@@ -69,16 +77,13 @@ def stats(
         event_id=event_id,
     )
     settings = app_state(ctx).settings()
-
-    from dlqctl.cli import machine
+    # Lazy (psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
     from dlqctl.usecases.inspect import compute_stats
 
     result = compute_stats(settings, entry_filter, by=by)
     if output is StatsFormat.JSON:
         machine.print_json(result.to_json(top=top))
     elif output is StatsFormat.OPENMETRICS:
-        import sys
-
         sys.stdout.write(machine.openmetrics_text(result, entry_filter.effective_statuses))
     elif output in (StatsFormat.NDJSON, StatsFormat.CSV):
         header, rows = machine.stats_rows(result)
@@ -87,6 +92,7 @@ def stats(
         else:
             machine.print_ndjson(rows)
     else:
-        from dlqctl.cli import output as out
+        # Lazy (Rich): importing the CLI stays cheap; see tests/cli/test_startup.py.
+        from dlqctl.cli.output.stats import render_stats
 
-        out.render_stats(result, top=top)
+        render_stats(result, top=top)

@@ -1,8 +1,8 @@
 """Machine output (JSON, NDJSON, CSV, OpenMetrics), written without Rich.
 
 Scripts and cron jobs ask for these formats, and importing Rich would add tens of
-milliseconds to every such run; cli/output.py re-exports the writers for the commands
-that render tables too.
+milliseconds to every such run: this module must not import it (tests/cli/test_startup.py
+checks).
 """
 
 from __future__ import annotations
