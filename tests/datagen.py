@@ -258,9 +258,18 @@ def _pick(rnd: random.Random, cumulative: tuple[float, ...]) -> int:
 
 
 def generate(
-    rows: int, *, seed: int = 7, now: datetime | None = None, payload_bytes: int = 200
+    rows: int,
+    *,
+    seed: int = 7,
+    now: datetime | None = None,
+    payload_bytes: int = 200,
+    fingerprinted: bool = False,
 ) -> Iterator[str]:
-    """The rows as lines of COPY text (columns ``COLUMNS``), oldest first."""
+    """The rows as lines of COPY text (columns ``COLUMNS``), oldest first.
+
+    ``fingerprinted``: every row has its error_fingerprint, as after a backfill (the other
+    writers' rows still have no provenance).
+    """
     rnd = random.Random(seed)
     now_s = (now or datetime.now(UTC)).timestamp()
     messages = _Messages(rnd, now_s)
@@ -324,7 +333,7 @@ def generate(
         else:
             dlq_id = _uuid4(rnd)
             provenance = null6
-            stored_fp = _NULL
+            stored_fp = _copy_text(fingerprint(error)) if fingerprinted else _NULL
         yield (
             "\t".join(
                 [
@@ -356,10 +365,12 @@ def load(
     payload_bytes: int = 200,
     analyze: bool = True,
     defer_indexes: bool | None = None,
+    fingerprinted: bool = False,
 ) -> float:
     """COPY ``rows`` generated rows into ``dlq`` (then ANALYZE, unless told not to).
 
-    ``conn`` is a psycopg connection in autocommit mode. ``defer_indexes`` (default: from
+    ``conn`` is a psycopg connection in autocommit mode; ``fingerprinted`` as for
+    ``generate``. ``defer_indexes`` (default: from
     100,000 rows on) drops the secondary indexes of ``dlq`` before the COPY and creates
     them again, with the same definitions, afterwards: much faster than maintaining them
     row by row. Returns the seconds taken.
@@ -379,7 +390,9 @@ def load(
             for name, definition in found:
                 cur.execute(f"DROP INDEX {name}")
                 indexes.append(definition)
-        lines = generate(rows, seed=seed, now=now, payload_bytes=payload_bytes)
+        lines = generate(
+            rows, seed=seed, now=now, payload_bytes=payload_bytes, fingerprinted=fingerprinted
+        )
         with cur.copy(f"COPY dlq ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             batch: list[str] = []
             for line in lines:

@@ -151,10 +151,41 @@ def bound_params(bound: Bound, prefix: str = "walk") -> dict[str, Any]:
     return {f"{prefix}_at": bound[0], f"{prefix}_id": bound[1]}
 
 
-def keyset_condition(newest_first: bool, prefix: str = "walk") -> str:
+# The bound of a walk newest first / oldest first.
+_KEYSET = {
+    True: "(failed_at, dlq_id) < ({at}, {id}::uuid)",
+    False: "(failed_at, dlq_id) > ({at}, {id}::uuid)",
+}
+# A status range orders by (failed_at, dlq_id); a (consumer, status) range also by consumer.
+_ORDER = {True: "failed_at DESC, dlq_id DESC", False: "failed_at, dlq_id"}
+_CONSUMER_ORDER = {
+    True: "consumer, failed_at DESC, dlq_id DESC",
+    False: "consumer DESC, failed_at, dlq_id",
+}
+_STATUS_MATCH = "status = {status}::text"
+_RANGE_MATCH = "consumer = ANY({consumer}::text[]) AND status = {status}::text"
+
+# One range of a walk.
+_BRANCH = """
+(SELECT ctid AS row_ctid, {selected} FROM dlq
+ WHERE {match} AND {keyset}{rows}
+ ORDER BY {order}{stop})
+"""
+
+# A handful of rows by primary key or event id; the other conditions apply to those rows.
+_FENCED = """
+(WITH picked AS MATERIALIZED (SELECT ctid AS row_ctid, * FROM dlq {picked})
+ SELECT row_ctid, {selected} FROM picked
+ WHERE {keyset}{matched}{rows}
+ ORDER BY {order}{stop})
+"""
+
+
+def keyset_condition(newest_first: bool, prefix: str = "walk") -> sql.Composed:
     """Rows after the walk's bound ``%({prefix}_at)s`` / ``%({prefix}_id)s``."""
-    op = "<" if newest_first else ">"
-    return f"(failed_at, dlq_id) {op} (%({prefix}_at)s, %({prefix}_id)s::uuid)"
+    return sql.SQL(_KEYSET[newest_first]).format(
+        at=sql.Placeholder(prefix + "_at"), id=sql.Placeholder(prefix + "_id")
+    )
 
 
 @dataclass(frozen=True)
@@ -210,8 +241,9 @@ def walk(
     """
     statuses = tuple(statuses if statuses is not None else entry_filter.effective_statuses)
     keyset = keyset_condition(newest_first, prefix)
-    order = "failed_at DESC, dlq_id DESC" if newest_first else "failed_at, dlq_id"
-    stop = f" LIMIT %({prefix}_limit)s" if limit else ""
+    stop: sql.Composable = sql.SQL("")
+    if limit:
+        stop = sql.SQL(" LIMIT {}").format(sql.Placeholder(prefix + "_limit"))
     selected = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     # The window's edge on the walk's side is in the bound; the other edge stops the walk.
     rows = build_filter(
@@ -230,7 +262,6 @@ def walk(
         params.update(extra.params)
 
     if is_fenced(entry_filter, ids):
-        # A handful of rows by primary key or event id; the rest is checked on those rows.
         picked = SqlFilter()
         if ids is not None:
             picked.add("dlq_id = ANY(%(ids)s::uuid[])", ids=list(ids))
@@ -244,40 +275,33 @@ def walk(
             )
         matched.add("status = ANY(%(statuses)s::text[])", statuses=[s.value for s in statuses])
         params.update(matched.params)
-        source = sql.SQL(
-            "(WITH picked AS MATERIALIZED (SELECT ctid AS row_ctid, * FROM dlq {picked})"
-            " SELECT row_ctid, {selected} FROM picked"
-            " WHERE {keyset}{matched}{rows} ORDER BY {order}{stop})"
-        ).format(
+        source = sql.SQL(_FENCED).format(
             picked=picked.where(),
             selected=selected,
-            keyset=sql.SQL(keyset),
+            keyset=keyset,
             matched=matched.and_(),
             rows=rows.and_(),
-            order=sql.SQL(order),
-            stop=sql.SQL(stop),
+            order=sql.SQL(_ORDER[newest_first]),
+            stop=stop,
         )
         return Walk(source, params, 1)
 
     branches = []
     for i, index_range in enumerate(index_ranges(entry_filter, statuses)):
-        match, branch_order = range_match(index_range, i, params, newest_first, prefix)
+        match, order = range_match(index_range, i, params, newest_first, prefix)
         branches.append(
-            sql.SQL(
-                "(SELECT ctid AS row_ctid, {selected} FROM dlq"
-                " WHERE {match} AND {keyset}{rows} ORDER BY {order}{stop})"
-            ).format(
+            sql.SQL(_BRANCH).format(
                 selected=selected,
-                match=sql.SQL(match),
-                keyset=sql.SQL(keyset),
+                match=match,
+                keyset=keyset,
                 rows=rows.and_(),
-                order=sql.SQL(branch_order),
-                stop=sql.SQL(stop),
+                order=order,
+                stop=stop,
             )
         )
     if len(branches) == 1:
         return Walk(branches[0], params, 1)
-    union = sql.SQL("(") + sql.SQL(" UNION ALL ").join(branches) + sql.SQL(")")
+    union = sql.SQL("({})").format(sql.SQL(" UNION ALL ").join(branches))
     return Walk(union, params, len(branches))
 
 
@@ -287,13 +311,16 @@ def range_match(
     params: dict[str, Any],
     newest_first: bool = True,
     prefix: str = "walk",
-) -> tuple[str, str]:
+) -> tuple[sql.Composed, sql.SQL]:
     """(condition, ORDER BY) of one range of a walk; its parameters go into ``params``."""
-    order = "failed_at DESC, dlq_id DESC" if newest_first else "failed_at, dlq_id"
-    params[f"{prefix}_status_{i}"] = index_range.status
-    match = f"status = %({prefix}_status_{i})s::text"
+    status = f"{prefix}_status_{i}"
+    params[status] = index_range.status
     if index_range.consumer is None:
-        return match, order
-    params[f"{prefix}_consumer_{i}"] = [index_range.consumer]
-    match = f"consumer = ANY(%({prefix}_consumer_{i})s::text[]) AND {match}"
-    return match, ("consumer, " if newest_first else "consumer DESC, ") + order
+        match = sql.SQL(_STATUS_MATCH).format(status=sql.Placeholder(status))
+        return match, sql.SQL(_ORDER[newest_first])
+    consumer = f"{prefix}_consumer_{i}"
+    params[consumer] = [index_range.consumer]
+    match = sql.SQL(_RANGE_MATCH).format(
+        consumer=sql.Placeholder(consumer), status=sql.Placeholder(status)
+    )
+    return match, sql.SQL(_CONSUMER_ORDER[newest_first])

@@ -139,6 +139,7 @@ def started_now(conn: Connection, selection: Selection) -> Selection:
 _PICK = """
 SELECT * FROM {walk} AS w ORDER BY w.failed_at, w.dlq_id{limit}
 """
+_PICK_LIMIT = " LIMIT %(walk_limit)s"
 
 _PICK_COLUMNS = ("dlq_id", "failed_at", "retry_count")
 
@@ -151,7 +152,7 @@ def _pick(
     stop = ""
     if limit is not None:
         params["walk_limit"] = limit
-        stop = " LIMIT %(walk_limit)s"
+        stop = _PICK_LIMIT
     query = sql.SQL(_PICK).format(walk=source.source, limit=sql.SQL(stop))
     return query, params
 
@@ -337,10 +338,10 @@ def _range_claim_sql(selection: Selection) -> tuple[sql.Composed, dict[str, Any]
     rows.conditions.extend(guard.conditions)
     query = sql.SQL(_CLAIM_RANGE).format(
         columns=sql.SQL(_MESSAGE_COLUMNS.format(t="dlq")),
-        match=sql.SQL(match),
-        keyset=sql.SQL(keyset_condition(newest_first=False)),
+        match=match,
+        keyset=keyset_condition(newest_first=False),
         rows=rows.and_(),
-        order=sql.SQL(order),
+        order=order,
     )
     start = bound_params(first_bound(selection.eligible, newest_first=False))
     return query, {**params, **rows.params, **guard.params, **start}
