@@ -1,29 +1,33 @@
 """Storing error_fingerprint on rows other writers stored without one (the backfill).
 
-A walk over the primary key in batches of ``limit`` rows (``ORDER BY dlq_id`` from the
-previous batch's last id: only the primary key delivers that order, fenced). Each batch is
-one short statement: the batch's rows without a fingerprint are locked by ctid ``FOR UPDATE
-SKIP LOCKED`` (a row another transaction holds is left for a later run, never waited for)
-and get ``dlqctl_error_fingerprint(error_message)``, the SQL twin of
-``dlqctl.core.fingerprint`` (migrations/0006). Inserts never wait for it: it only locks
-rows that exist, a batch at a time. See docs/performance.md.
+A walk of one status at a time along ``idx_dlq_status_failed``, oldest first, in batches of
+``limit`` rows from the previous batch's keyset (``filters.walk``, fenced): rows come in
+the order they were stored, so a batch touches few heap pages. Each batch is one short
+statement: the batch's rows without a fingerprint are locked by ctid ``FOR UPDATE SKIP
+LOCKED`` (a row another transaction holds is left for a later run, never waited for) and
+get ``dlqctl_error_fingerprint(error_message)``, the SQL twin of ``dlqctl.core.fingerprint``
+(migrations/0006). Inserts never wait for it: it only locks rows that exist, a batch at a
+time. See docs/performance.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
+from psycopg import sql
+
+from dlqctl.core.filters import EntryFilter
+from dlqctl.core.models import Status
 from dlqctl.db.connection import Connection
-from dlqctl.db.filters import MIN_ID, fence_plans
+from dlqctl.db.filters import Bound, bound_after, bound_params, fence_plans, walk
 
 _BACKFILL = """
 WITH batch AS MATERIALIZED (
-    SELECT ctid AS tid, dlq_id, error_fingerprint IS NULL AS missing FROM dlq
-    WHERE dlq_id > %(after)s
-    ORDER BY dlq_id
-    LIMIT %(limit)s
+    SELECT row_ctid AS tid, dlq_id, failed_at, error_fingerprint IS NULL AS missing
+    FROM {walk} AS w
+    ORDER BY failed_at, dlq_id
+    LIMIT %(walk_limit)s
 ), claimed AS (
     SELECT ctid AS tid FROM dlq
     WHERE ctid = ANY(ARRAY(SELECT tid FROM batch WHERE missing))
@@ -36,7 +40,11 @@ WITH batch AS MATERIALIZED (
 SELECT (SELECT count(*) FROM batch) AS seen,
        (SELECT count(*) FROM batch WHERE missing) AS missing,
        (SELECT count(*) FROM changed) AS changed,
-       (SELECT dlq_id FROM batch ORDER BY dlq_id DESC LIMIT 1) AS last
+       last.failed_at, last.dlq_id
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT failed_at, dlq_id FROM batch ORDER BY failed_at DESC, dlq_id DESC LIMIT 1
+) AS last ON true
 """
 
 _MISSING = """
@@ -48,22 +56,36 @@ SELECT count(*) AS n FROM (
 
 @dataclass(frozen=True)
 class BackfillBatch:
-    """What one batch walked, found without a fingerprint, and changed."""
+    """What one batch walked, found without a fingerprint, and changed, and where it
+    stopped."""
 
     seen: int
     missing: int
     changed: int
-    last: UUID | None
+    last: Bound | None
 
 
-def backfill_batch(conn: Connection, after: UUID | None, limit: int) -> BackfillBatch:
-    """Fingerprint the rows of the next ``limit`` ids after ``after`` (autocommit mode)."""
-    params: dict[str, Any] = {"after": after or MIN_ID, "limit": limit}
+def backfill_query(status: Status, after: Bound | None) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement of one batch of ``status`` after ``after`` (add ``walk_limit``)."""
+    entry_filter = EntryFilter(statuses=(status,))
+    source = walk(
+        entry_filter, ("dlq_id", "failed_at", "error_fingerprint"), newest_first=False, limit=True
+    )
+    params = {**source.params, **bound_params(bound_after(entry_filter, after, newest_first=False))}
+    return sql.SQL(_BACKFILL).format(walk=source.source), params
+
+
+def backfill_batch(
+    conn: Connection, status: Status, after: Bound | None, limit: int
+) -> BackfillBatch:
+    """Fingerprint the next ``limit`` rows of ``status`` after ``after`` (autocommit mode)."""
+    query, params = backfill_query(status, after)
     with conn.transaction():
         fence_plans(conn)
-        row = conn.execute(_BACKFILL, params).fetchone()
+        row = conn.execute(query, {**params, "walk_limit": limit}).fetchone()
     assert row is not None
-    return BackfillBatch(row["seen"], row["missing"], row["changed"], row["last"])
+    last = None if row["dlq_id"] is None else (row["failed_at"], row["dlq_id"])
+    return BackfillBatch(row["seen"], row["missing"], row["changed"], last)
 
 
 def count_missing(conn: Connection) -> int:

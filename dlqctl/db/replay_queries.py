@@ -141,7 +141,7 @@ SELECT * FROM {walk} AS w ORDER BY w.failed_at, w.dlq_id{limit}
 """
 _PICK_LIMIT = " LIMIT %(walk_limit)s"
 
-_PICK_COLUMNS = ("dlq_id", "failed_at", "retry_count")
+_PICK_COLUMNS = ("dlq_id", "failed_at")
 
 
 def _pick(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from uuid import UUID
 
+from dlqctl.core.models import Status
 from dlqctl.core.settings import Settings
 from dlqctl.db import cleanup_queries
 from dlqctl.db.connection import session
+from dlqctl.db.filters import Bound
 from dlqctl.db.fingerprints import backfill_batch, count_missing
 
 DEFAULT_BACKFILL_BATCH = 1_000
@@ -46,22 +47,26 @@ def backfill_fingerprints(
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[BackfillResult], None] | None = None,
 ) -> BackfillResult:
-    """Store the fingerprint of every row that has none, one short batch at a time."""
+    """Store the fingerprint of every row that has none, one short batch at a time, one
+    status after the other (a row whose status changes meanwhile may wait for the next
+    run)."""
     result = BackfillResult()
-    after: UUID | None = None
     with session(settings.dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
         cleanup_queries.set_lock_timeout(conn)
-        while True:
-            if should_stop is not None and should_stop():
-                result.interrupted = True
-                return result
-            batch = backfill_batch(conn, after, batch_size)
-            result.batches += 1
-            result.seen += batch.seen
-            result.missing += batch.missing
-            result.changed += batch.changed
-            if progress is not None:
-                progress(result)
-            if batch.seen < batch_size or batch.last is None:
-                return result
-            after = batch.last
+        for status in Status:
+            after: Bound | None = None
+            while True:
+                if should_stop is not None and should_stop():
+                    result.interrupted = True
+                    return result
+                batch = backfill_batch(conn, status, after, batch_size)
+                result.batches += 1
+                result.seen += batch.seen
+                result.missing += batch.missing
+                result.changed += batch.changed
+                if progress is not None:
+                    progress(result)
+                if batch.seen < batch_size or batch.last is None:
+                    break
+                after = batch.last
+    return result

@@ -289,6 +289,12 @@ def stats(entry_filter: EntryFilter, by: str | None = None) -> Build:
     return build
 
 
+def backfill_batch(facts: Facts) -> Shape:
+    after = (NOW - timedelta(days=12), uuid.UUID(int=0))
+    query, params = fp.backfill_query(P, after)
+    return Shape(query, {**params, "walk_limit": BATCH}, BATCH)
+
+
 def id_prefix(facts: Facts) -> Shape:
     selector = parse_id(str(facts.old_ids[0])[:8])
     params = {"low": selector.low, "high": selector.high, "limit": entries.MAX_CANDIDATES + 1}
@@ -361,11 +367,7 @@ SHAPES: dict[str, Build] = {
         iq._OLDEST_PENDING, {"consumers": [BIG, OLD, NEW, TINY]}, 4
     ),
     # the fingerprint backfill
-    "backfill batch": lambda facts: Shape(
-        fp._BACKFILL,
-        {"after": uuid.UUID("80000000-0000-0000-0000-000000000000"), "limit": BATCH},
-        BATCH,
-    ),
+    "backfill batch": backfill_batch,
     "count unfingerprinted": lambda facts: Shape(fp._MISSING, {}, facts.unfingerprinted),
     # ids
     "id prefix": id_prefix,
