@@ -35,6 +35,7 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
 from dlqctl.db.connection import Connection
 from dlqctl.db.filters import (
+    ROW_CTID,
     bound_after,
     bound_params,
     fence_plans,
@@ -110,7 +111,8 @@ def batch_statement(
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """One batch of ``change`` after ``after`` (for the runs, and for EXPLAIN in the tests);
     add ``walk_limit``, and run it after ``fence_plans``."""
-    source = walk(entry_filter, ("dlq_id", "failed_at"), newest_first=False, limit=True)
+    columns = (ROW_CTID, "dlq_id", "failed_at")
+    source = walk(entry_filter, columns, newest_first=False, limit=True)
     params = {**source.params, **_bound(entry_filter, after)}
     query = sql.SQL(_BATCH).format(walk=source.source, change=change)
     return query, params
@@ -180,7 +182,7 @@ def discard_ids(
 ) -> list[UUID]:
     """Mark the given ids discarded where they are pending and unlocked; returns those changed."""
     pending = entry_filter.with_statuses((Status.PENDING,))
-    source = walk(pending, ("dlq_id",), ids=ids)
+    source = walk(pending, (ROW_CTID, "dlq_id"), ids=ids)
     query = sql.SQL(_DISCARD_IDS).format(walk=source.source, change=DISCARD)
     rows = conn.execute(query, {**source.params, "reason": reason, "actor": actor}).fetchall()
     return [r["dlq_id"] for r in rows]

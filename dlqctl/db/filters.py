@@ -167,7 +167,7 @@ _RANGE_MATCH = "consumer = ANY({consumer}::text[]) AND status = {status}::text"
 
 # One range of a walk.
 _BRANCH = """
-(SELECT ctid AS row_ctid, {selected} FROM dlq
+(SELECT {selected} FROM dlq
  WHERE {match} AND {keyset}{rows}
  ORDER BY {order}{stop})
 """
@@ -175,10 +175,14 @@ _BRANCH = """
 # A handful of rows by primary key or event id; the other conditions apply to those rows.
 _FENCED = """
 (WITH picked AS MATERIALIZED (SELECT ctid AS row_ctid, * FROM dlq {picked})
- SELECT row_ctid, {selected} FROM picked
+ SELECT {selected} FROM picked
  WHERE {keyset}{matched}{rows}
  ORDER BY {order}{stop})
 """
+
+# The column a walk names row_ctid: the row's ctid, to find it again (lock, update). Only
+# where asked for: without it a walk of columns the index holds is an index-only scan.
+ROW_CTID = "row_ctid"
 
 
 def keyset_condition(newest_first: bool, prefix: str = "walk") -> sql.Composed:
@@ -211,15 +215,17 @@ def is_fenced(entry_filter: EntryFilter, ids: Sequence[UUID] | None) -> bool:
 class Walk:
     """A FROM item that yields the selection's rows, each branch in walk order.
 
-    ``source`` is a parenthesised subquery (alias it); its columns are ``row_ctid`` and the
-    requested ones. ``params`` start the walk at the window's edge (``first_bound``); a walk
-    that continues overrides ``{prefix}_at`` / ``{prefix}_id`` (``bound_params``). A
-    limited walk also needs ``{prefix}_limit``.
+    ``source`` is a parenthesised subquery (alias it) with the requested columns
+    (``ROW_CTID``: the row's ctid). ``params`` start the walk at the window's edge
+    (``first_bound``); a walk that continues overrides ``{prefix}_at`` / ``{prefix}_id``
+    (``bound_params``). A limited walk also needs ``{prefix}_limit``.
     """
 
     source: sql.Composable
     params: dict[str, Any]
     branches: int
+    # Each range and its branch (a walk by primary key or event id has none).
+    ranges: tuple[tuple[IndexRange, sql.Composable], ...] = ()
 
 
 def walk(
@@ -244,7 +250,14 @@ def walk(
     stop: sql.Composable = sql.SQL("")
     if limit:
         stop = sql.SQL(" LIMIT {}").format(sql.Placeholder(prefix + "_limit"))
-    selected = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+
+    def column(name: str, fenced: bool) -> sql.Composable:
+        if name == ROW_CTID and not fenced:
+            return sql.SQL("ctid AS row_ctid")
+        return sql.Identifier(name)
+
+    fenced = is_fenced(entry_filter, ids)
+    selected = sql.SQL(", ").join(column(c, fenced) for c in columns)
     # The window's edge on the walk's side is in the bound; the other edge stops the walk.
     rows = build_filter(
         entry_filter,
@@ -261,7 +274,7 @@ def walk(
         rows.conditions.extend(extra.conditions)
         params.update(extra.params)
 
-    if is_fenced(entry_filter, ids):
+    if fenced:
         picked = SqlFilter()
         if ids is not None:
             picked.add("dlq_id = ANY(%(ids)s::uuid[])", ids=list(ids))
@@ -287,7 +300,8 @@ def walk(
         return Walk(source, params, 1)
 
     branches = []
-    for i, index_range in enumerate(index_ranges(entry_filter, statuses)):
+    ranges = index_ranges(entry_filter, statuses)
+    for i, index_range in enumerate(ranges):
         match, order = range_match(index_range, i, params, newest_first, prefix)
         branches.append(
             sql.SQL(_BRANCH).format(
@@ -299,10 +313,11 @@ def walk(
                 stop=stop,
             )
         )
+    pairs = tuple(zip(ranges, branches, strict=True))
     if len(branches) == 1:
-        return Walk(branches[0], params, 1)
+        return Walk(branches[0], params, 1, pairs)
     union = sql.SQL("({})").format(sql.SQL(" UNION ALL ").join(branches))
-    return Walk(union, params, len(branches))
+    return Walk(union, params, len(branches), pairs)
 
 
 def range_match(

@@ -20,7 +20,7 @@ from psycopg import sql
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
 from dlqctl.db.connection import Connection
-from dlqctl.db.filters import Bound, bound_after, bound_params, fence_plans, walk
+from dlqctl.db.filters import ROW_CTID, Bound, bound_after, bound_params, fence_plans, walk
 
 _BACKFILL = """
 WITH batch AS MATERIALIZED (
@@ -69,7 +69,10 @@ def backfill_query(status: Status, after: Bound | None) -> tuple[sql.Composed, d
     """The statement of one batch of ``status`` after ``after`` (add ``walk_limit``)."""
     entry_filter = EntryFilter(statuses=(status,))
     source = walk(
-        entry_filter, ("dlq_id", "failed_at", "error_fingerprint"), newest_first=False, limit=True
+        entry_filter,
+        (ROW_CTID, "dlq_id", "failed_at", "error_fingerprint"),
+        newest_first=False,
+        limit=True,
     )
     params = {**source.params, **bound_params(bound_after(entry_filter, after, newest_first=False))}
     return sql.SQL(_BACKFILL).format(walk=source.source), params

@@ -25,6 +25,7 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
 from dlqctl.db.connection import Connection
 from dlqctl.db.filters import (
+    ROW_CTID,
     SqlFilter,
     Walk,
     bound_params,
@@ -141,7 +142,7 @@ SELECT * FROM {walk} AS w ORDER BY w.failed_at, w.dlq_id{limit}
 """
 _PICK_LIMIT = " LIMIT %(walk_limit)s"
 
-_PICK_COLUMNS = ("dlq_id", "failed_at")
+_PICK_COLUMNS = (ROW_CTID, "dlq_id", "failed_at")
 
 
 def _pick(

@@ -199,7 +199,8 @@ def stream(entry_filter: EntryFilter, consumers: tuple[str, ...]) -> Build:
 
 def count(entry_filter: EntryFilter) -> Build:
     def build(facts: Facts) -> Shape:
-        query, params = entries.count_matches_query(entry_filter)
+        consumers = [] if entry_filter.consumers else sorted({c for c, _ in facts.counts})
+        query, params = entries.count_matches_query(entry_filter, consumers=consumers)
         bound = facts.matching(entry_filter.consumers, entry_filter.effective_statuses)
         return Shape(query, params, bound)
 
@@ -336,6 +337,7 @@ SHAPES: dict[str, Build] = {
     "count -c old -s pending": count(F(consumers=(OLD,), statuses=(P,))),
     "count -c old -s discarded": count(F(consumers=(OLD,), statuses=(D,))),
     "count purge": count(PURGE),
+    "all consumers": lambda facts: Shape(entries._CONSUMERS, {}, len({c for c, _ in facts.counts})),
     "age range -c old -s pending": age_range(F(consumers=(OLD,), statuses=(P,)), 1),
     "age range purge -c big": age_range(F(consumers=(BIG,), statuses=(R, D), until=CUTOFF), 2),
     "age range --event-id": age_range(F(event_id=uuid.UUID(int=1), statuses=(P,)), 1),
