@@ -48,7 +48,7 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status, iso_utc
 from dlqctl.core.settings import Settings
 from dlqctl.db.cleanup_queries import age_range_query
-from dlqctl.db.entries import count_matches_query
+from dlqctl.db.entries import all_consumers, count_matches_query
 from dlqctl.db.filters import build_filter, fence_plans
 from dlqctl.db.inspect_queries import ENTRY_COLUMNS, page_query, stats_query
 from dlqctl.embedded.postgres import embedded_bindir
@@ -205,6 +205,12 @@ def confirmations(conn: psycopg.Connection[Any], repeat: int) -> ResultTable:
         ("purge --older-than 7d: count", count_matches_query(purge), _OLD_COUNT, purge),
     ]
     for label, (query, params), old, entry_filter in cases:
+        if label.endswith("count") and not entry_filter.consumers:
+            # As count_matches runs it: per consumer (a loose scan finds them first).
+            with conn.transaction():
+                fence_plans(conn)
+                consumers = all_consumers(conn)
+            query, params = count_matches_query(entry_filter, consumers=consumers)
         ours = _explain_ms(conn, query, params, repeat)
         where = build_filter(entry_filter)
         old_query = sql.SQL(old).format(where.where())
