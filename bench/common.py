@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -11,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,41 +19,19 @@ from typing import Any
 
 import psycopg
 
-from dlqctl.core.fingerprint import fingerprint
 from dlqctl.db.migrations import migrate
 from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
+from tests import datagen
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
-# Consumers and their share of the rows: one big, several medium, one small whose
-# failures are all old (the case that needs the composite index).
-CONSUMERS: list[tuple[str, float]] = [
-    ("orders", 0.27),
-    ("payments", 0.15),
-    ("inventory", 0.12),
-    ("shipping", 0.10),
-    ("notifications", 0.09),
-    ("billing", 0.08),
-    ("search-indexer", 0.07),
-    ("analytics", 0.06),
-    ("fraud-check", 0.05),
-    ("legacy-import", 0.01),
-]
-BIG_CONSUMER = "orders"
-SMALL_CONSUMER = "legacy-import"
-
-# Error templates: %s are filled with ids, numbers, timestamps; each is one error group.
-ERROR_TEMPLATES = [
-    "TimeoutError: call to payments-api for order %s timed out after %sms",
-    "ValueError: unknown currency '%s' in event %s",
-    "KeyError: 'customer_id' missing in payload of %s",
-    'UniqueViolation: duplicate key value violates unique constraint "orders_pkey"'
-    " DETAIL: Key (id)=(%s) already exists.",
-    "HTTPError: 503 Service Unavailable from inventory at %s (request %s)",
-    "json.decoder.JSONDecodeError: Expecting value: line %s column %s (char %s)",
-]
+# The skewed data of tests/datagen.py: the big consumer (30 % of the rows), the old small
+# one (0.9 %, all pending, all four weeks old) and the new small one (the last hour).
+BIG_CONSUMER = datagen.BIG
+SMALL_CONSUMER = datagen.OLD_SMALL
+NEW_CONSUMER = datagen.NEW_SMALL
 
 
 def environment_line() -> str:
@@ -77,65 +53,18 @@ def servers(broker: bool = True) -> Iterator[tuple[EmbeddedPostgres, EmbeddedBro
 
 
 def load_rows(
-    dsn: str, rows: int, *, with_fingerprints: bool = True, payload_bytes: int = 600
+    dsn: str, rows: int, *, fingerprinted: bool = False, payload_bytes: int = 600
 ) -> float:
-    """Fill ``dlq`` with ``rows`` realistic entries using COPY; returns seconds taken.
+    """Fill ``dlq`` with ``rows`` entries of tests/datagen.py (COPY), then VACUUM ANALYZE;
+    returns seconds taken.
 
-    failed_at spans 30 days; 60 % pending, 30 % replayed, 10 % discarded; the small
-    consumer's failures are all older than 25 days. The error fingerprint is stored as the
-    embedded consumer stores it (``with_fingerprints=False``: as another writer leaves it).
+    Most rows come from other writers without a stored fingerprint; ``fingerprinted``: every
+    row has one, as after a backfill.
     """
     started = time.perf_counter()
-    filler = "x" * max(0, payload_bytes - 160)
-    # The server fills the templates with (uuid, number, number, md5 hex), in that order.
-    sample = (str(uuid.uuid4()), 17, 42, hashlib.md5(b"0").hexdigest())
-    fingerprints = [fingerprint(t % sample[: t.count("%s")]) for t in ERROR_TEMPLATES]
-    boundaries = []
-    acc = 0.0
-    for name, share in CONSUMERS:
-        acc += share
-        boundaries.append((name, acc))
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '256MB'")
-        # Generated server-side: fast, and the same data on every run (setseed).
-        conn.execute("SELECT setseed(0.42)")
-        conn.execute(
-            """
-            INSERT INTO dlq (consumer, event_id, event_payload, error_message, failed_at,
-                             retry_count, status, error_fingerprint)
-            SELECT c.name, gen_random_uuid(),
-                   jsonb_build_object('event_id', gen_random_uuid()::text, 'type', 'OrderPlaced',
-                       'order_id', g.i, 'amount', round((random() * 1000)::numeric, 2),
-                       'currency', 'EUR', 'items', jsonb_build_array(jsonb_build_object(
-                           'sku', 'SKU-' || (g.i %% 977), 'qty', 1 + g.i %% 5)),
-                       'note', %(filler)s::text),
-                   format((%(templates)s::text[])[1 + g.i %% %(n_templates)s],
-                          gen_random_uuid(), g.i %% 5000, g.i, md5(g.i::text)),
-                   CASE WHEN c.name = %(small)s
-                        THEN now() - interval '25 days' - random() * interval '5 days'
-                        ELSE now() - random() * interval '30 days' END,
-                   (g.i %% 3),
-                   CASE WHEN r.s < 0.6 THEN 'pending' WHEN r.s < 0.9 THEN 'replayed'
-                        ELSE 'discarded' END,
-                   CASE WHEN %(with_fp)s::boolean
-                        THEN (%(fingerprints)s::text[])[1 + g.i %% %(n_templates)s] END
-            FROM generate_series(1, %(rows)s) AS g(i)
-            CROSS JOIN LATERAL (SELECT random() + 0 * g.i AS pick, random() + 0 * g.i AS s) AS r
-            CROSS JOIN LATERAL (
-                SELECT b.name FROM unnest(%(names)s::text[], %(bounds)s::float8[]) AS b(name, bound)
-                WHERE r.pick <= b.bound OR b.bound = 1 ORDER BY b.bound LIMIT 1) AS c
-            """,
-            {
-                "rows": rows,
-                "filler": filler,
-                "templates": ERROR_TEMPLATES,
-                "n_templates": len(ERROR_TEMPLATES),
-                "small": SMALL_CONSUMER,
-                "with_fp": with_fingerprints,
-                "fingerprints": fingerprints,
-                "names": [b[0] for b in boundaries],
-                "bounds": [min(b[1], 1.0) for b in boundaries[:-1]] + [1.0],
-            },
+        datagen.load(
+            conn, rows, payload_bytes=payload_bytes, analyze=False, fingerprinted=fingerprinted
         )
         conn.execute("VACUUM ANALYZE dlq")
     return time.perf_counter() - started

@@ -1,10 +1,11 @@
 """Error fingerprints: messages that differ only in their variable parts form one group.
 
 Timestamps, UUIDs, hex runs and quoted values are replaced before plain numbers, so that
-one hex string or timestamp does not fall apart into pieces (SPEC §4 "Error groups").
-The stored ``error_fingerprint`` of dlqctl's writer and the grouping ``stats`` does for rows
-other writers stored both come from ``fingerprint``: change it and old stored values no
-longer match new ones.
+one hex string or timestamp does not fall apart into pieces (see docs/performance.md,
+"Error groups"). dlqctl's writer stores ``fingerprint(error_message)``; rows other writers
+stored are grouped (and backfilled) by ``dlqctl_error_fingerprint(text)``, the same function
+in SQL (migrations/0006), which must agree with this one exactly: change both or neither,
+and old stored values no longer match new ones.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import re
 
 MAX_FINGERPRINT_LENGTH = 1024
 
+# Character classes are spelled out, not \d \s \w (which match Unicode digits, spaces and
+# letters in Python but depend on the locale in PostgreSQL): ASCII digits and whitespace;
+# for the quote rule a word character is an ASCII letter, digit or underscore, or any
+# non-ASCII character. The SQL twin (migrations/0006) uses the same classes.
+_NOT_WORD_BEFORE = r"(?<![0-9A-Za-z_'])(?<![^\x00-\x7f])"
+_NOT_WORD_AFTER = r"(?![0-9A-Za-z_])(?![^\x00-\x7f])"
+
 # (pattern, placeholder, characters of which the pattern needs one to match): the rules
 # apply in this order; the character test skips a pass cheaply (stats may run this once per
 # distinct message of a million).
@@ -20,8 +28,8 @@ _REPLACEMENTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     # 2026-11-28, 2026-11-28T10:00:00Z, 2026-11-28 10:00:00.123+02:00
     (
         re.compile(
-            r"\d{4}-\d{2}-\d{2}"
-            r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:\s?(?:Z|UTC|[+-]\d{2}(?::?\d{2})?))?)?"
+            r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
+            r"(?:[ \t\n\r\f\v]?(?:Z|UTC|[+-][0-9]{2}(?::?[0-9]{2})?))?)?"
         ),
         "<ts>",
         "-",
@@ -46,12 +54,16 @@ _REPLACEMENTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     ),
     # "double", 'single' (not an apostrophe inside a word) and `backtick` quoted values.
     (
-        re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|(?<![\w'])'(?:[^'\\\n]|\\.)*'(?![\w])|`[^`\n]*`"),
+        re.compile(
+            r'"(?:[^"\\\n]|\\[^\n])*"'
+            rf"|{_NOT_WORD_BEFORE}'(?:[^'\\\n]|\\[^\n])*'{_NOT_WORD_AFTER}"
+            r"|`[^`\n]*`"
+        ),
         "<str>",
         "\"'`",
     ),
     # Numbers, also glued to letters (1500ms, v2); a leading minus belongs to the number.
-    (re.compile(r"-?\d+(?:\.\d+)?"), "<n>", ""),
+    (re.compile(r"-?[0-9]+(?:\.[0-9]+)?"), "<n>", ""),
 )
 
 

@@ -1,21 +1,24 @@
 """SQL of discard and purge: batched changes that walk an index and never wait for row locks.
 
-Each batch is one statement (one short transaction in autocommit mode) of three steps:
+Each batch is one statement (one short transaction, its plans fenced by
+``filters.fence_plans``) of three steps:
 
 1. ``batch``: the next ``limit`` matching rows in (failed_at, dlq_id) order after the keyset
-   of the previous batch. The keyset bounds the index range the scan starts from
-   (``idx_dlq_failed_at``, or ``idx_dlq_status_failed`` for one status, whichever the planner
-   prefers for the filter), so the walk never revisits rows an earlier batch deleted or
-   skipped, however many batches there are.
-2. ``claimed``: those rows locked ``FOR UPDATE SKIP LOCKED``, with the selection checked again
-   (a row another transaction changed since the snapshot is left out). A row held by a
+   of the previous batch, read through ``filters.walk``: one range of
+   ``idx_dlq_consumer_status_failed`` per (consumer, status) pair, or of
+   ``idx_dlq_status_failed`` per status, each starting at the keyset and stopping after
+   ``limit`` rows. The walk never revisits rows an earlier batch deleted or skipped, however
+   many batches there are, and never reads another consumer's or status's rows.
+2. ``claimed``: those rows locked ``FOR UPDATE SKIP LOCKED`` by ctid (a TID scan, the only
+   plan: no other condition an index could serve). A row another transaction changed since
+   the snapshot has a new ctid, so the lock's recheck leaves it out; a row held by a
    concurrent replay is skipped, never waited for.
 3. the DELETE or UPDATE of the claimed rows, found again by ctid (a TID scan, no second trip
    through the primary key).
 
 ``seen - changed`` is what the batch skipped; the caller moves the keyset to ``last``.
-One walk covers every status and consumer of the filter: walking each status separately
-would make a walk over idx_dlq_failed_at visit the other statuses' rows once per status.
+The age range a dry run shows is the first row of the walk in each direction; counts read
+exactly the matching rows. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from psycopg import sql
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
 from dlqctl.db.connection import Connection
-from dlqctl.db.filters import build_filter
+from dlqctl.db.filters import (
+    ROW_CTID,
+    bound_after,
+    bound_params,
+    fence_plans,
+    walk,
+)
 
 # A table lock held elsewhere (a migration, a manual LOCK TABLE) fails the run after this
 # instead of leaving it, and the writers queued behind it, waiting.
@@ -64,14 +73,13 @@ def set_lock_timeout(conn: Connection) -> None:
 
 
 _BATCH = """
-WITH batch AS (
-    SELECT ctid AS tid, dlq_id, failed_at FROM dlq
-    {where}{keyset}
+WITH batch AS MATERIALIZED (
+    SELECT row_ctid AS tid, dlq_id, failed_at FROM {walk} AS w
     ORDER BY failed_at, dlq_id
-    LIMIT %(limit)s
+    LIMIT %(walk_limit)s
 ), claimed AS (
     SELECT ctid AS tid FROM dlq
-    {where} AND ctid = ANY(ARRAY(SELECT tid FROM batch))
+    WHERE ctid = ANY(ARRAY(SELECT tid FROM batch))
     FOR UPDATE SKIP LOCKED
 ), changed AS (
     {change} WHERE ctid = ANY(ARRAY(SELECT tid FROM claimed))
@@ -93,22 +101,20 @@ DISCARD = sql.SQL(
 )
 
 
-def _after(after: Keyset | None, params: dict[str, Any]) -> sql.Composable:
-    """`` AND (failed_at, dlq_id) > keyset`` (nothing before the first batch)."""
-    if after is None:
-        return sql.SQL("")
-    params.update(after_at=after.failed_at, after_id=after.dlq_id)
-    return sql.SQL(" AND (failed_at, dlq_id) > (%(after_at)s, %(after_id)s)")
+def _bound(entry_filter: EntryFilter, after: Keyset | None) -> dict[str, Any]:
+    position = None if after is None else (after.failed_at, after.dlq_id)
+    return bound_params(bound_after(entry_filter, position, newest_first=False))
 
 
 def batch_statement(
     entry_filter: EntryFilter, after: Keyset | None, change: sql.Composable
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """One batch of ``change`` after ``after`` (for the runs, and for EXPLAIN in the tests)."""
-    where = build_filter(entry_filter)
-    params = dict(where.params)
-    keyset = _after(after, params)
-    query = sql.SQL(_BATCH).format(where=where.where(), keyset=keyset, change=change)
+    """One batch of ``change`` after ``after`` (for the runs, and for EXPLAIN in the tests);
+    add ``walk_limit``, and run it after ``fence_plans``."""
+    columns = (ROW_CTID, "dlq_id", "failed_at")
+    source = walk(entry_filter, columns, newest_first=False, limit=True)
+    params = {**source.params, **_bound(entry_filter, after)}
+    query = sql.SQL(_BATCH).format(walk=source.source, change=change)
     return query, params
 
 
@@ -121,7 +127,9 @@ def _run_batch(
     extra: dict[str, Any],
 ) -> BatchOutcome:
     query, params = batch_statement(entry_filter, after, change)
-    row = conn.execute(query, {**params, **extra, "limit": limit}).fetchone()
+    with conn.transaction():
+        fence_plans(conn)
+        row = conn.execute(query, {**params, **extra, "walk_limit": limit}).fetchone()
     assert row is not None
     last = None if row["dlq_id"] is None else Keyset(row["failed_at"], row["dlq_id"])
     return BatchOutcome(seen=row["seen"], changed=row["changed"], last=last)
@@ -152,8 +160,11 @@ def discard_batch(
 
 
 _DISCARD_IDS = """
-WITH claimed AS (
-    SELECT ctid AS tid FROM dlq {where}
+WITH picked AS MATERIALIZED (
+    SELECT row_ctid FROM {walk} AS w
+), claimed AS (
+    SELECT ctid AS tid FROM dlq
+    WHERE ctid = ANY(ARRAY(SELECT row_ctid FROM picked))
     FOR UPDATE SKIP LOCKED
 )
 {change} WHERE ctid = ANY(ARRAY(SELECT tid FROM claimed))
@@ -170,31 +181,57 @@ def discard_ids(
     actor: str,
 ) -> list[UUID]:
     """Mark the given ids discarded where they are pending and unlocked; returns those changed."""
-    where = build_filter(entry_filter.with_statuses((Status.PENDING,)), ids=ids)
-    query = sql.SQL(_DISCARD_IDS).format(where=where.where(), change=DISCARD)
-    rows = conn.execute(query, {**where.params, "reason": reason, "actor": actor}).fetchall()
+    pending = entry_filter.with_statuses((Status.PENDING,))
+    source = walk(pending, (ROW_CTID, "dlq_id"), ids=ids)
+    query = sql.SQL(_DISCARD_IDS).format(walk=source.source, change=DISCARD)
+    rows = conn.execute(query, {**source.params, "reason": reason, "actor": actor}).fetchall()
     return [r["dlq_id"] for r in rows]
+
+
+# The first row of the walk in each direction.
+_AGE_RANGE = """
+SELECT (SELECT failed_at FROM {oldest} AS o ORDER BY failed_at, dlq_id LIMIT 1) AS oldest,
+       (SELECT failed_at FROM {newest} AS n ORDER BY failed_at DESC, dlq_id DESC LIMIT 1)
+           AS newest
+"""
+
+
+def age_range_query(
+    entry_filter: EntryFilter, ids: Sequence[UUID] | None = None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The query and parameters of ``age_range`` (run it after ``fence_plans``)."""
+    columns = ("dlq_id", "failed_at")
+    oldest = walk(entry_filter, columns, ids=ids, newest_first=False, limit=True, prefix="old")
+    newest = walk(entry_filter, columns, ids=ids, limit=True, prefix="new")
+    params = {**oldest.params, **newest.params, "old_limit": 1, "new_limit": 1}
+    query = sql.SQL(_AGE_RANGE).format(oldest=oldest.source, newest=newest.source)
+    return query, params
 
 
 def age_range(
     conn: Connection, entry_filter: EntryFilter, ids: Sequence[UUID] | None = None
 ) -> tuple[datetime | None, datetime | None]:
     """Oldest and newest failed_at among the matching rows."""
-    where = build_filter(entry_filter, ids=ids)
-    query = sql.SQL("SELECT min(failed_at) AS oldest, max(failed_at) AS newest FROM dlq {}").format(
-        where.where()
-    )
-    row = conn.execute(query, where.params).fetchone()
+    query, params = age_range_query(entry_filter, ids)
+    with conn.transaction():
+        fence_plans(conn)
+        row = conn.execute(query, params).fetchone()
     assert row is not None
     return row["oldest"], row["newest"]
 
 
+_COUNT_AFTER = """
+SELECT count(*) AS n FROM {walk} AS w
+"""
+
+
 def count_after(conn: Connection, entry_filter: EntryFilter, after: Keyset | None) -> int:
     """Matching rows the walk has not reached yet (after an interrupt)."""
-    where = build_filter(entry_filter)
-    params = dict(where.params)
-    keyset = _after(after, params)
-    query = sql.SQL("SELECT count(*) AS n FROM dlq {}{}").format(where.where(), keyset)
-    row = conn.execute(query, params).fetchone()
+    source = walk(entry_filter, ("dlq_id",), newest_first=False)
+    params = {**source.params, **_bound(entry_filter, after)}
+    query = sql.SQL(_COUNT_AFTER).format(walk=source.source)
+    with conn.transaction():
+        fence_plans(conn)
+        row = conn.execute(query, params).fetchone()
     assert row is not None
     return int(row["n"])

@@ -125,7 +125,11 @@ def translate_errors(target: str = "PostgreSQL") -> Iterator[None]:
     """Turn psycopg errors raised inside into dlqctl errors with an exit code."""
     try:
         yield
-    except (pg_errors.UndefinedTable, pg_errors.UndefinedColumn) as exc:
+    except (
+        pg_errors.UndefinedTable,
+        pg_errors.UndefinedColumn,
+        pg_errors.UndefinedFunction,
+    ) as exc:
         raise SchemaMissing(
             f"{first_line(exc)}: the dlqctl schema is missing or outdated; run `dlqctl migrate`"
         ) from None

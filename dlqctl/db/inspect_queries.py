@@ -1,10 +1,14 @@
 """Reading entries for list, show and stats: keyset pages, streams and aggregates.
 
-Newest first means ``ORDER BY failed_at DESC, dlq_id DESC``. A page walks one range of
+Newest first means ``ORDER BY failed_at DESC, dlq_id DESC``. Every page, stream and
+filtered aggregate reads its rows through ``filters.walk``: one range of
 ``idx_dlq_consumer_status_failed`` per (consumer, status) pair, or one range of
-``idx_dlq_status_failed`` per status, each stopping after ``limit`` rows (a LATERAL), and
-merges those few rows: every first page costs a handful of index probes, whether the
-consumer is big or small and whether its failures are recent or old.
+``idx_dlq_status_failed`` per status, each the only plan without a sort (the transaction's
+plans are fenced by ``filters.fence_plans``). A page reads at most ``limit`` rows per range
+and starts at its cursor; a stream and a filtered aggregate read exactly the matching rows.
+``--event-id`` goes through ``idx_dlq_event_id``, ``show`` and id prefixes through the
+primary key. Only ``stats`` without any filter reads the whole table (a sequential scan).
+See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from dlqctl.core.cursor import Position
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import DlqEntry, Status
 from dlqctl.db.connection import Connection
-from dlqctl.db.filters import SqlFilter, build_filter
+from dlqctl.db.filters import (
+    bound_after,
+    bound_params,
+    build_filter,
+    fence_plans,
+    walk,
+)
 
 # The SPEC §4 entry object's columns, then what `list --payload` adds, then what only
 # `show` prints.
@@ -71,14 +81,22 @@ def _list_columns(payload: bool) -> tuple[str, ...]:
     return ENTRY_COLUMNS + PAYLOAD_COLUMNS if payload else ENTRY_COLUMNS
 
 
-def _keyset(where: SqlFilter, after: Position | None) -> None:
-    """Only entries that come after ``after`` in newest-first order."""
-    if after is not None:
-        where.add(
-            "(failed_at, dlq_id) < (%(after_failed_at)s, %(after_dlq_id)s)",
-            after_failed_at=after.failed_at,
-            after_dlq_id=after.dlq_id,
-        )
+def _selective(entry_filter: EntryFilter) -> bool:
+    """Whether the filter selects index ranges (else an aggregate reads the whole table)."""
+    return bool(
+        entry_filter.consumers
+        or entry_filter.statuses
+        or entry_filter.since is not None
+        or entry_filter.until is not None
+        or entry_filter.event_id is not None
+    )
+
+
+_PAGE = """
+SELECT {columns} FROM {walk} AS w
+ORDER BY w.failed_at DESC, w.dlq_id DESC
+LIMIT %(walk_limit)s
+"""
 
 
 def page_query(
@@ -88,39 +106,15 @@ def page_query(
     after: Position | None = None,
     payload: bool = False,
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """The query and parameters of ``fetch_page`` (the benchmark EXPLAINs it)."""
-    where = build_filter(entry_filter, include_consumers=False, include_statuses=False)
-    _keyset(where, after)
+    """The query and parameters of ``fetch_page`` (the benchmark EXPLAINs it; run it after
+    ``fence_plans``)."""
     columns = _list_columns(payload)
-    params: dict[str, Any] = {
-        **where.params,
-        "page_statuses": [s.value for s in entry_filter.effective_statuses],
-        "page_limit": limit,
-    }
-    # The status check makes the set of statuses closed, so "all statuses" is three
-    # index ranges too.
-    if entry_filter.consumers:
-        params["page_consumers"] = list(entry_filter.consumers)
-        ranges = sql.SQL(
-            "unnest(%(page_consumers)s::text[]) AS pc(name)"
-            " CROSS JOIN unnest(%(page_statuses)s::text[]) AS ps(name)"
-        )
-        match = sql.SQL("consumer = pc.name AND status = ps.name")
-    else:
-        ranges = sql.SQL("unnest(%(page_statuses)s::text[]) AS ps(name)")
-        match = sql.SQL("status = ps.name")
-    query = sql.SQL(
-        "SELECT {outer} FROM {ranges} CROSS JOIN LATERAL ("
-        " SELECT {inner} FROM dlq WHERE {match}{filters}"
-        " ORDER BY failed_at DESC, dlq_id DESC LIMIT %(page_limit)s) AS e"
-        " ORDER BY e.failed_at DESC, e.dlq_id DESC LIMIT %(page_limit)s"
-    ).format(
-        outer=_columns(columns, "e"),
-        ranges=ranges,
-        inner=_columns(columns),
-        match=match,
-        filters=where.and_(),
+    source = walk(entry_filter, columns, limit=True)
+    bound = bound_after(
+        entry_filter, None if after is None else (after.failed_at, after.dlq_id), newest_first=True
     )
+    params = {**source.params, **bound_params(bound), "walk_limit": limit}
+    query = sql.SQL(_PAGE).format(columns=_columns(columns, "w"), walk=source.source)
     return query, params
 
 
@@ -134,22 +128,30 @@ def fetch_page(
 ) -> list[DlqEntry]:
     """Up to ``limit`` matching entries that come after ``after``, newest first."""
     query, params = page_query(entry_filter, limit=limit, after=after, payload=payload)
+    fence_plans(conn)
     if payload:
         return [DlqEntry.from_row(row) for row in conn.execute(query, params)]
     with conn.cursor(row_factory=tuple_row) as cursor:
         return [_entry(row) for row in cursor.execute(query, params)]
 
 
+_STREAM = """
+SELECT {columns} FROM {walk} AS w
+ORDER BY w.failed_at DESC, w.dlq_id DESC
+"""
+
+
 def stream_query(
     entry_filter: EntryFilter, *, after: Position | None = None, payload: bool = False
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """The query and parameters of ``stream_entries``."""
-    where = build_filter(entry_filter)
-    _keyset(where, after)
-    query = sql.SQL("SELECT {} FROM dlq {} ORDER BY failed_at DESC, dlq_id DESC").format(
-        _columns(_list_columns(payload)), where.where()
+    """The query and parameters of ``stream_entries`` (run it after ``fence_plans``)."""
+    columns = _list_columns(payload)
+    source = walk(entry_filter, columns)
+    bound = bound_after(
+        entry_filter, None if after is None else (after.failed_at, after.dlq_id), newest_first=True
     )
-    return query, where.params
+    query = sql.SQL(_STREAM).format(columns=_columns(columns, "w"), walk=source.source)
+    return query, {**source.params, **bound_params(bound)}
 
 
 def stream_entries(
@@ -168,6 +170,7 @@ def stream_entries(
     query, params = stream_query(entry_filter, after=after, payload=payload)
     with conn.transaction():
         conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        fence_plans(conn)
         if payload:
             with conn.cursor(name="dlqctl_list_all") as cursor:
                 cursor.itersize = batch
@@ -193,74 +196,169 @@ def fetch_entry(conn: Connection, dlq_id: UUID) -> DlqEntry | None:
 
 @dataclass(frozen=True)
 class GroupCount:
-    """Matching entries of one consumer, status and stored error fingerprint."""
+    """Matching entries of one consumer, status and error fingerprint, and one message."""
 
     consumer: str
     status: Status
-    fingerprint: str | None
+    fingerprint: str
     count: int
     example: str
-    oldest_failed_at: datetime
 
 
-def group_counts(conn: Connection, entry_filter: EntryFilter) -> list[GroupCount]:
-    """Counts by consumer, status and stored fingerprint, in one pass over the matches.
+@dataclass(frozen=True)
+class StatsRows:
+    """What ``stats`` adds up: the groups, and the oldest pending entry per consumer."""
 
-    NULL fingerprints (rows other writers stored) come back as one group per consumer and
-    status; ``unfingerprinted_messages`` breaks them down.
-    """
-    query, params = group_counts_query(entry_filter)
-    return [
+    groups: list[GroupCount]
+    oldest_pending: dict[str, datetime]
+
+
+# Filtered: one pass over the matching rows (a walk), grouped by the stored fingerprint, else
+# by the same function in SQL (migrations/0006): rows other writers stored group with
+# dlqctl's own.
+_WALKED_GROUPS = """
+SELECT consumer, status,
+       coalesce(error_fingerprint, dlqctl_error_fingerprint(error_message)) AS fingerprint,
+       count(*) AS n, min(error_message) AS example,
+       min(failed_at) FILTER (WHERE status = 'pending') AS oldest_pending
+FROM {source}
+GROUP BY 1, 2, 3
+"""
+
+# Everything: stored fingerprints by an index-only scan of idx_dlq_error_groups (its order,
+# fenced, is the only plan), and the rows without one (not backfilled yet) from the NULL end
+# of the same index, grouped by the SQL function. Examples and oldest entries: one probe each.
+_ALL_GROUPS = """
+SELECT consumer, status, error_fingerprint AS fingerprint, count(*) AS n, NULL AS example
+FROM (
+    SELECT error_fingerprint, consumer, status FROM dlq
+    WHERE error_fingerprint IS NOT NULL
+    ORDER BY error_fingerprint, consumer, status
+) AS stored
+GROUP BY error_fingerprint, consumer, status
+UNION ALL
+SELECT consumer, status, dlqctl_error_fingerprint(error_message), count(*), min(error_message)
+FROM (
+    SELECT consumer, status, error_message FROM dlq
+    WHERE error_fingerprint IS NULL
+    ORDER BY error_fingerprint, consumer, status
+) AS unstored
+GROUP BY 1, 2, 3
+"""
+
+# The first entry of each stored fingerprint in idx_dlq_error_groups (= ANY keeps the
+# fingerprint in the ORDER BY, an order only that index delivers).
+_EXAMPLES = """
+SELECT f.fingerprint, e.error_message AS example
+FROM unnest(%(fingerprints)s::text[]) AS f(fingerprint)
+CROSS JOIN LATERAL (
+    SELECT error_message FROM dlq
+    WHERE error_fingerprint = ANY(ARRAY[f.fingerprint])
+    ORDER BY error_fingerprint
+    LIMIT 1
+) AS e
+"""
+
+# The oldest pending entry of each consumer: the far end of its range of
+# idx_dlq_consumer_status_failed (see filters.walk for the = ANY).
+_OLDEST_PENDING = """
+SELECT k.consumer, o.failed_at
+FROM unnest(%(consumers)s::text[]) AS k(consumer)
+CROSS JOIN LATERAL (
+    SELECT failed_at FROM dlq
+    WHERE consumer = ANY(ARRAY[k.consumer]) AND status = 'pending'
+    ORDER BY consumer DESC, failed_at, dlq_id
+    LIMIT 1
+) AS o
+"""
+
+
+def _walked_source(
+    entry_filter: EntryFilter, columns: Sequence[str]
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """Where a filtered aggregate reads the matching rows: a walk, or (only --error) the
+    whole table."""
+    if _selective(entry_filter):
+        source = walk(entry_filter, columns)
+        return source.source + sql.SQL(" AS w"), source.params
+    where = build_filter(entry_filter)
+    return sql.SQL("dlq {}").format(where.where()), where.params
+
+
+def stats_query(entry_filter: EntryFilter) -> tuple[sql.SQL | sql.Composed, dict[str, Any]]:
+    """The grouping query of ``stats_rows`` and its parameters (run it after
+    ``fence_plans``)."""
+    if entry_filter == EntryFilter():
+        return sql.SQL(_ALL_GROUPS), {}
+    columns = ("consumer", "status", "error_fingerprint", "error_message", "failed_at")
+    source, params = _walked_source(entry_filter, columns)
+    return sql.SQL(_WALKED_GROUPS).format(source=source), params
+
+
+def stats_rows(conn: Connection, entry_filter: EntryFilter) -> StatsRows:
+    """Counts by consumer, status and error fingerprint, an example message of each group,
+    and the oldest pending entry of each consumer."""
+    query, params = stats_query(entry_filter)
+    fence_plans(conn)
+    rows = conn.execute(query, params).fetchall()
+    oldest: dict[str, datetime] = {}
+    if entry_filter == EntryFilter():
+        missing = sorted({r["fingerprint"] for r in rows if r["example"] is None})
+        examples = {
+            r["fingerprint"]: r["example"]
+            for r in conn.execute(_EXAMPLES, {"fingerprints": missing})
+        }
+        pending = sorted({r["consumer"] for r in rows if r["status"] == Status.PENDING})
+        for r in conn.execute(_OLDEST_PENDING, {"consumers": pending}):
+            oldest[r["consumer"]] = r["failed_at"]
+    else:
+        examples = {}
+        for r in rows:
+            if r["oldest_pending"] is not None:
+                known = oldest.get(r["consumer"])
+                if known is None or r["oldest_pending"] < known:
+                    oldest[r["consumer"]] = r["oldest_pending"]
+    groups = [
         GroupCount(
             consumer=r["consumer"],
             status=Status(r["status"]),
-            fingerprint=r["error_fingerprint"],
+            fingerprint=r["fingerprint"],
             count=r["n"],
-            example=r["example"],
-            oldest_failed_at=r["oldest"],
+            example=r["example"] if r["example"] is not None else examples[r["fingerprint"]],
         )
-        for r in conn.execute(query, params)
+        for r in rows
     ]
+    return StatsRows(groups=groups, oldest_pending=oldest)
 
 
-def group_counts_query(entry_filter: EntryFilter) -> tuple[sql.Composed, dict[str, Any]]:
-    """The query and parameters of ``group_counts``."""
-    where = build_filter(entry_filter)
-    query = sql.SQL(
-        "SELECT consumer, status, error_fingerprint, count(*) AS n,"
-        " min(error_message) AS example, min(failed_at) AS oldest"
-        " FROM dlq {} GROUP BY consumer, status, error_fingerprint"
-    ).format(where.where())
-    return query, where.params
+_TIME_BUCKETS = """
+SELECT date_trunc(%(bucket_unit)s, failed_at, 'UTC') AS bucket, count(*) AS n
+FROM {source}
+GROUP BY 1 ORDER BY 1
+"""
+
+# Everything: an index-only scan of idx_dlq_failed_at.
+_ALL_FAILED_AT = "(SELECT failed_at FROM dlq ORDER BY failed_at) AS t"
 
 
-def unfingerprinted_messages(
-    conn: Connection, entry_filter: EntryFilter, *, batch: int = STREAM_BATCH
-) -> Iterator[tuple[str, int]]:
-    """(error_message, count) of matching entries without a stored fingerprint, streamed."""
-    where = build_filter(entry_filter)
-    where.add("error_fingerprint IS NULL")
-    query = sql.SQL(
-        "SELECT error_message, count(*) AS n FROM dlq {} GROUP BY error_message"
-    ).format(where.where())
-    with conn.transaction(), conn.cursor(name="dlqctl_stats_messages") as cursor:
-        cursor.itersize = batch
-        cursor.execute(query, where.params)
-        for row in cursor:
-            yield row["error_message"], row["n"]
+def time_buckets_query(entry_filter: EntryFilter, unit: str) -> tuple[sql.Composed, dict[str, Any]]:
+    """The query and parameters of ``time_buckets`` (run it after ``fence_plans``)."""
+    if entry_filter == EntryFilter():
+        source: sql.Composable = sql.SQL(_ALL_FAILED_AT)
+        params: dict[str, Any] = {}
+    else:
+        source, params = _walked_source(entry_filter, ("failed_at",))
+    query = sql.SQL(_TIME_BUCKETS).format(source=source)
+    return query, {**params, "bucket_unit": unit}
 
 
 def time_buckets(
     conn: Connection, entry_filter: EntryFilter, unit: str
 ) -> list[tuple[datetime, int]]:
     """(bucket start, count) of matching entries per ``unit`` ('hour' or 'day') in UTC."""
-    where = build_filter(entry_filter)
-    query = sql.SQL(
-        "SELECT date_trunc(%(bucket_unit)s, failed_at, 'UTC') AS bucket, count(*) AS n"
-        " FROM dlq {} GROUP BY 1 ORDER BY 1"
-    ).format(where.where())
-    rows = conn.execute(query, {**where.params, "bucket_unit": unit})
-    return [(r["bucket"], r["n"]) for r in rows]
+    query, params = time_buckets_query(entry_filter, unit)
+    fence_plans(conn)
+    return [(r["bucket"], r["n"]) for r in conn.execute(query, params)]
 
 
 def server_now(conn: Connection) -> datetime:

@@ -1,10 +1,13 @@
 """Replay's queries: the plan, the oversize preflight, the batch claim and the mark.
 
-A run walks the selection in (failed_at, dlq_id) order from a keyset cursor, reading the
-matching index (``idx_dlq_status_failed`` or ``idx_dlq_consumer_status_failed``) backwards
-from the cursor: one walk for one status and at most one consumer, else one LATERAL walk
-per status/consumer, merged. A batch costs the same at the start and at the end of a
-million rows, and nothing sorts more than a batch per walk.
+A run walks the selection in (failed_at, dlq_id) order from a keyset cursor through
+``filters.walk``: one range of ``idx_dlq_consumer_status_failed`` per (consumer, status)
+pair, or of ``idx_dlq_status_failed`` per status, each read forward from the cursor and
+the only plan without a sort (every batch transaction is fenced by ``filters.fence_plans``).
+One status and at most one consumer is a plain ``FOR UPDATE SKIP LOCKED`` walk of its
+range; more ranges are merged (at most a batch from each) and then locked by ctid. A
+batch costs the same at the start and at the end of a million rows. Explicit ids are
+looked up by primary key. The mark is an UPDATE by primary key. See docs/performance.md.
 
 The run's guard (see docs/replay.md, "Concurrent runs"): a run never claims an entry whose
 status changed after the run started, judged by what is committed. ``started_now`` reads
@@ -35,7 +38,20 @@ from psycopg.rows import tuple_row
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
 from dlqctl.db.connection import Connection
-from dlqctl.db.filters import SqlFilter, build_filter
+from dlqctl.db.filters import (
+    ROW_CTID,
+    SqlFilter,
+    Walk,
+    bound_params,
+    build_filter,
+    fence_plans,
+    first_bound,
+    index_ranges,
+    is_fenced,
+    keyset_condition,
+    range_match,
+    walk,
+)
 
 # Before every entry: the cursor of a run that has not claimed anything yet.
 START_AT = datetime(1, 1, 1, tzinfo=UTC)
@@ -83,20 +99,29 @@ class Selection:
             return self
         return replace(self, entry_filter=replace(self.entry_filter, until=horizon))
 
-    def conditions(self, *, walked: bool) -> SqlFilter:
-        """The filter's conditions (without status and consumer when the query walks them
-        itself) and the run's guard: an entry whose status changed after the run started
-        (another run replayed it, say) is no longer the run's."""
-        statuses = tuple(Status(s) for s in self.statuses)
-        where = build_filter(
-            self.entry_filter.with_statuses(statuses),
-            ids=self.ids,
-            include_consumers=not walked,
-            include_statuses=not walked,
-        )
+    @property
+    def eligible(self) -> EntryFilter:
+        """The filter with the eligible statuses."""
+        return self.entry_filter.with_statuses(tuple(Status(s) for s in self.statuses))
+
+    def guard(self) -> SqlFilter:
+        """The run's guard: an entry whose status changed after the run started (another
+        run replayed it, say) is no longer the run's."""
+        guard = SqlFilter()
         if self.started_at is not None:
-            where.add(_GUARD, started_at=self.started_at, in_flight=list(self.in_flight))
-        return where
+            guard.add(_GUARD, started_at=self.started_at, in_flight=list(self.in_flight))
+        return guard
+
+    def walk(self, columns: Sequence[str], *, limit: bool) -> Walk:
+        """The selection's rows oldest first (see filters.walk)."""
+        return walk(
+            self.eligible,
+            columns,
+            ids=self.ids,
+            newest_first=False,
+            limit=limit,
+            extra=self.guard(),
+        )
 
 
 # The run's guard (see the module docstring): not changed by a transaction that was in
@@ -119,7 +144,8 @@ class PlanGroup:
 
 @dataclass(frozen=True)
 class Batch:
-    """One claim: the rows walked (``CLAIMED`` false: held by another run) and the cursor."""
+    """One claim: the rows claimed (a row with ``CLAIMED`` false only carries the cursor:
+    the last row walked, which may have been held by another run) and the cursor."""
 
     rows: list[tuple[Any, ...]]
     cursor: tuple[datetime, str]
@@ -148,28 +174,25 @@ def started_now(conn: Connection, selection: Selection) -> Selection:
     return replace(selection, started_at=row["now"], in_flight=in_flight)
 
 
-def _pick(selection: Selection, columns: str) -> tuple[sql.Composed, dict[str, Any]]:
-    """Entries after the cursor in (failed_at, dlq_id) order, at most ``%(size)s``.
+# The selection's first ``walk_limit`` rows (all of them without a limit), oldest first.
+_PICK = """
+SELECT * FROM {walk} AS w ORDER BY w.failed_at, w.dlq_id{limit}
+"""
+_PICK_LIMIT = " LIMIT %(walk_limit)s"
 
-    Parameters besides the filter's: after_at, after_id, size.
-    """
-    where = selection.conditions(walked=True)
-    params: dict[str, Any] = {"want_statuses": selection.statuses, **where.params}
-    sources: sql.Composable = sql.SQL("unnest(%(want_statuses)s::text[]) AS s(want_status)")
-    bind: sql.Composable = sql.SQL("dlq.status = s.want_status")
-    if selection.entry_filter.consumers:
-        sources = sql.SQL(
-            "unnest(%(want_consumers)s::text[]) AS k(want_consumer) CROSS JOIN {}"
-        ).format(sources)
-        bind = sql.SQL("dlq.consumer = k.want_consumer AND {}").format(bind)
-        params["want_consumers"] = list(selection.entry_filter.consumers)
-    query = sql.SQL(
-        "SELECT {columns} FROM {sources} CROSS JOIN LATERAL ("
-        " SELECT dlq.ctid AS row_ctid, dlq.dlq_id, dlq.failed_at, dlq.retry_count FROM dlq"
-        " WHERE {bind} AND (dlq.failed_at, dlq.dlq_id) > (%(after_at)s, %(after_id)s::uuid){filter}"
-        " ORDER BY dlq.failed_at, dlq.dlq_id LIMIT %(size)s) AS p"
-        " ORDER BY p.failed_at, p.dlq_id LIMIT %(size)s"
-    ).format(columns=sql.SQL(columns), sources=sources, bind=bind, filter=where.and_())
+_PICK_COLUMNS = (ROW_CTID, "dlq_id", "failed_at")
+
+
+def _pick(
+    selection: Selection, columns: Sequence[str], limit: int | None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    source = selection.walk(columns, limit=limit is not None)
+    params = dict(source.params)
+    stop = ""
+    if limit is not None:
+        params["walk_limit"] = limit
+        stop = _PICK_LIMIT
+    query = sql.SQL(_PICK).format(walk=source.source, limit=sql.SQL(stop))
     return query, params
 
 
@@ -201,29 +224,36 @@ def _size_params(max_bytes: int) -> dict[str, Any]:
     return {"max_bytes": max_bytes, "scan_from": max(1, max_bytes // 512)}
 
 
+_PLAN_GROUPS = """
+SELECT d.consumer, d.status, d.source_topic, count(*) AS n, max(d.failed_at) AS newest,
+       count(*) FILTER (WHERE {size} > %(max_bytes)s) AS big
+FROM ({pick}) AS d
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+"""
+
+_SIZE_COLUMNS = (
+    "dlq_id",
+    "consumer",
+    "status",
+    "source_topic",
+    "failed_at",
+    "event_key",
+    "event_raw",
+    "event_payload",
+    "event_headers",
+)
+
+
 def plan_groups(
     conn: Connection, selection: Selection, *, limit: int | None, max_bytes: int
 ) -> list[PlanGroup]:
     """What the selection holds per consumer, status and source topic (with ``limit``: of
     its first ``limit`` entries), and how many might exceed ``max_bytes``."""
-    aggregates = (
-        "d.consumer, d.status, d.source_topic, count(*) AS n, max(d.failed_at) AS newest,"
-        f" count(*) FILTER (WHERE {_size_bound('d')} > %(max_bytes)s) AS big"
-    )
-    if limit is None:
-        where = selection.conditions(walked=False)
-        query: sql.Composed = sql.SQL(
-            "SELECT {aggregates} FROM dlq d {where} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        ).format(aggregates=sql.SQL(aggregates), where=where.where())
-        params = dict(where.params)
-    else:
-        pick, params = _pick(selection, "p.row_ctid")
-        query = sql.SQL(
-            "SELECT {aggregates} FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid"
-            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        ).format(aggregates=sql.SQL(aggregates), pick=pick)
-        params.update(after_at=START_AT, after_id=START_ID, size=limit)
+    pick, params = _pick(selection, _SIZE_COLUMNS, limit)
+    query = sql.SQL(_PLAN_GROUPS).format(size=sql.SQL(_size_bound("d")), pick=pick)
     params.update(_size_params(max_bytes))
+    fence_plans(conn)
     return [
         PlanGroup(
             consumer=r["consumer"],
@@ -237,76 +267,123 @@ def plan_groups(
     ]
 
 
+_OVERSIZE = """
+SELECT sel.dlq_id::text, sel.failed_at, true, {columns}
+FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid
+WHERE {size} > %(max_bytes)s
+ORDER BY sel.failed_at, sel.dlq_id
+LIMIT %(at_most)s
+"""
+
+
 def oversize_candidates(
     conn: Connection, selection: Selection, *, limit: int | None, max_bytes: int, at_most: int
 ) -> list[tuple[Any, ...]]:
     """Rows (as a claim returns them) whose message may exceed ``max_bytes``, in order."""
-    pick, params = _pick(selection, "p.row_ctid, p.dlq_id, p.failed_at")
-    query = sql.SQL(
-        "SELECT sel.dlq_id::text, sel.failed_at, true, {columns}"
-        " FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid"
-        " WHERE {bound} > %(max_bytes)s ORDER BY sel.failed_at, sel.dlq_id LIMIT %(at_most)s"
-    ).format(
+    pick, params = _pick(selection, _PICK_COLUMNS, limit)
+    query = sql.SQL(_OVERSIZE).format(
         columns=sql.SQL(_MESSAGE_COLUMNS.format(t="d")),
         pick=pick,
-        bound=sql.SQL(_size_bound("d")),
+        size=sql.SQL(_size_bound("d")),
     )
-    params.update(after_at=START_AT, after_id=START_ID, size=limit, at_most=at_most)
-    params.update(_size_params(max_bytes))
+    params.update(_size_params(max_bytes), at_most=at_most)
+    fence_plans(conn)
     with conn.cursor(row_factory=tuple_row) as cur:
         return cur.execute(query, params).fetchall()
 
 
+# More than one range: pick (at most a batch from each range, merged), then lock the picked
+# rows by ctid (a TID scan: no other condition an index could serve). A row another run
+# changed since the snapshot has a new ctid, so the lock's recheck leaves it out. Returns the
+# claimed rows, then the last picked row again with ``claimed`` false (where the next batch
+# starts, also when every picked row was held by another run). No join of the two: its
+# planner's choice could be a nested loop over both.
+_CLAIM_PICKED = """
+WITH picked AS MATERIALIZED ({pick}),
+claimed AS MATERIALIZED (
+    SELECT d.dlq_id, d.failed_at, {columns} FROM dlq d
+    WHERE d.ctid = ANY(ARRAY(SELECT row_ctid FROM picked))
+    FOR UPDATE OF d SKIP LOCKED
+)
+SELECT c.dlq_id::text COLLATE "C" AS id_text, c.failed_at, true AS claimed, {claimed}
+FROM claimed c
+UNION ALL
+SELECT * FROM (
+    SELECT p.dlq_id::text COLLATE "C", p.failed_at, false, {nothing}
+    FROM picked p
+    ORDER BY p.failed_at DESC, p.dlq_id DESC
+    LIMIT 1
+) AS last
+ORDER BY failed_at, id_text, claimed DESC
+"""
+
+# The claimed columns' types, for the row that only carries the cursor.
+_NO_MESSAGE = (
+    "NULL::varchar, NULL::text, NULL::integer, NULL::text, NULL::bytea, NULL::jsonb,"
+    " NULL::bytea, NULL::text, NULL::bytea, NULL::jsonb"
+)
+
+# One range: lock while walking it (skipped rows do not count towards the batch). The id's
+# text is not called dlq_id: ORDER BY dlq_id would sort by it.
+_CLAIM_RANGE = """
+SELECT dlq.dlq_id::text AS id_text, dlq.failed_at, true, {columns} FROM dlq
+WHERE {match} AND {keyset}{rows}
+ORDER BY {order}
+LIMIT %(walk_limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+
 def claim_sql(selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
-    """The claim of one batch and its fixed parameters (add after_at, after_id, size).
+    """The claim of one batch and its fixed parameters (``claim_batch`` adds the bound and
+    the size).
 
     One status and at most one consumer: a plain ``FOR UPDATE SKIP LOCKED`` walk of the
-    matching index; the lock's recheck of the conditions drops an entry another run
-    changed meanwhile. Otherwise the rows are picked with one LATERAL walk per
-    status/consumer, then locked by ctid with SKIP LOCKED, rechecking status and
-    retry_count; rows not locked come back with ``claimed`` false.
+    matching range; the lock's recheck of the conditions drops an entry another run
+    changed meanwhile. Otherwise the rows are picked from every range, then locked by
+    ctid with SKIP LOCKED (a row changed since the snapshot has a new ctid and is left
+    out); the locked rows come back, then the last picked row with ``claimed`` false (the
+    cursor).
     """
     if _walks_one_index(selection):
-        return _direct_claim_sql(selection)
-    pick, params = _pick(selection, "p.row_ctid, p.dlq_id, p.failed_at, p.retry_count")
-    query = sql.SQL(
-        "WITH picked AS MATERIALIZED ({pick}),"
-        " claimed AS MATERIALIZED ("
-        "  SELECT d.dlq_id, {columns} FROM picked JOIN dlq d ON d.ctid = picked.row_ctid"
-        "  WHERE d.status = ANY(%(want_statuses)s::text[])"
-        "   AND d.retry_count = picked.retry_count"
-        "  FOR UPDATE OF d SKIP LOCKED)"
-        " SELECT picked.dlq_id::text, picked.failed_at, c.dlq_id IS NOT NULL, {claimed}"
-        " FROM picked LEFT JOIN claimed c ON c.dlq_id = picked.dlq_id"
-        " ORDER BY picked.failed_at, picked.dlq_id"
-    ).format(
+        return _range_claim_sql(selection)
+    pick, params = _pick(selection, _PICK_COLUMNS, 0)
+    query = sql.SQL(_CLAIM_PICKED).format(
         pick=pick,
         columns=sql.SQL(_MESSAGE_COLUMNS.format(t="d")),
         claimed=sql.SQL(_CLAIMED_COLUMNS),
+        nothing=sql.SQL(_NO_MESSAGE),
     )
     return query, params
 
 
 def _walks_one_index(selection: Selection) -> bool:
-    return len(selection.statuses) == 1 and len(selection.entry_filter.consumers) <= 1
-
-
-def _direct_claim_sql(selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
-    where = selection.conditions(walked=True)
-    params: dict[str, Any] = {"want_status": selection.statuses[0], **where.params}
-    # Equalities (not = ANY): the planner walks the index in order only for those.
-    bind = "dlq.status = %(want_status)s"
-    if selection.entry_filter.consumers:
-        bind += " AND dlq.consumer = %(want_consumer)s"
-        params["want_consumer"] = selection.entry_filter.consumers[0]
-    query = sql.SQL(
-        "SELECT dlq.dlq_id::text, dlq.failed_at, true, {columns} FROM dlq"
-        " WHERE {bind} AND (dlq.failed_at, dlq.dlq_id) > (%(after_at)s, %(after_id)s::uuid){filter}"
-        " ORDER BY dlq.failed_at, dlq.dlq_id LIMIT %(size)s FOR UPDATE SKIP LOCKED"
-    ).format(
-        columns=sql.SQL(_MESSAGE_COLUMNS.format(t="dlq")), bind=sql.SQL(bind), filter=where.and_()
+    return (
+        len(selection.statuses) == 1
+        and len(selection.entry_filter.consumers) <= 1
+        and not is_fenced(selection.entry_filter, selection.ids)
     )
-    return query, params
+
+
+def _range_claim_sql(selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
+    (index_range,) = index_ranges(selection.eligible, [Status(selection.statuses[0])])
+    params: dict[str, Any] = {}
+    match, order = range_match(index_range, 0, params, newest_first=False)
+    # The window's start is in the bound (claim_batch); its end is a condition.
+    rows = build_filter(
+        selection.eligible, include_consumers=False, include_statuses=False, since=False
+    )
+    guard = selection.guard()
+    rows.conditions.extend(guard.conditions)
+    query = sql.SQL(_CLAIM_RANGE).format(
+        columns=sql.SQL(_MESSAGE_COLUMNS.format(t="dlq")),
+        match=match,
+        keyset=keyset_condition(newest_first=False),
+        rows=rows.and_(),
+        order=order,
+    )
+    start = bound_params(first_bound(selection.eligible, newest_first=False))
+    return query, {**params, **rows.params, **guard.params, **start}
 
 
 def claim_batch(
@@ -316,16 +393,22 @@ def claim_batch(
     cursor: tuple[datetime, str],
     size: int,
 ) -> Batch:
-    """Lock the next ``size`` entries after ``cursor`` (in the open transaction)."""
-    params = {**params, "after_at": cursor[0], "after_id": cursor[1], "size": size}
+    """Lock the next ``size`` entries after ``cursor`` (in the transaction it opens).
+
+    ``params`` (from ``claim_sql``) start at the window's edge; the walk continues after
+    ``cursor`` or from there, whichever is later.
+    """
+    bound = max((params["walk_at"], params["walk_id"]), (cursor[0], UUID(cursor[1])))
+    params = {**params, **bound_params(bound), "walk_limit": size}
+    fence_plans(conn)
     with conn.cursor(row_factory=tuple_row) as cur:
         rows = cur.execute(query, params).fetchall()
     return Batch(rows=rows, cursor=(rows[-1][FAILED_AT], rows[-1][ID]) if rows else cursor)
 
 
 # clock_timestamp(), not now(): the moment of the mark, which other runs compare with the
-# moment they started (the guard in Selection.conditions; a mark still uncommitted when a
-# run starts is recognised by its transaction id instead).
+# moment they started (Selection.guard; a mark still uncommitted when a run starts is
+# recognised by its transaction id instead).
 _MARK = """
 UPDATE dlq SET status = 'replayed', retry_count = retry_count + 1,
        status_changed_at = clock_timestamp(),
@@ -358,21 +441,26 @@ def one_snapshot(conn: Connection) -> None:
     conn.execute(_ONE_SNAPSHOT)
 
 
+_PLAN_ROWS = """
+SELECT sel.dlq_id::text, sel.failed_at, true, {columns}
+FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid
+ORDER BY sel.failed_at, sel.dlq_id
+"""
+
+
 def plan_rows(
     conn: Connection, selection: Selection, cursor: tuple[datetime, str], size: int
 ) -> list[tuple[Any, ...]]:
     """The next ``size`` entries of the selection after ``cursor``, as a plan records them
     (no locks: a dry run changes nothing and waits for no one)."""
-    pick, params = _pick(selection, "p.row_ctid, p.dlq_id, p.failed_at")
-    query = sql.SQL(
-        "SELECT sel.dlq_id::text, sel.failed_at, true, {columns}"
-        " FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid"
-        " ORDER BY sel.failed_at, sel.dlq_id"
-    ).format(
+    pick, params = _pick(selection, _PICK_COLUMNS, size)
+    query = sql.SQL(_PLAN_ROWS).format(
         columns=sql.SQL(_PLAN_COLUMNS.format(columns=_MESSAGE_COLUMNS.format(t="d"), t="d")),
         pick=pick,
     )
-    params.update(after_at=cursor[0], after_id=cursor[1], size=size)
+    bound = max((params["walk_at"], params["walk_id"]), (cursor[0], UUID(cursor[1])))
+    params.update(bound_params(bound))
+    fence_plans(conn)
     with conn.cursor(row_factory=tuple_row) as cur:
         return cur.execute(query, params).fetchall()
 

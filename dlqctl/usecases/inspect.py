@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from dlqctl.core.cursor import Position
 from dlqctl.core.errors import NotFoundError
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.fingerprint import fingerprint
 from dlqctl.core.ids import IdSelector
 from dlqctl.core.models import (
     Bucket,
@@ -30,11 +29,10 @@ from dlqctl.db.inspect_queries import (
     GroupCount,
     fetch_entry,
     fetch_page,
-    group_counts,
     server_now,
+    stats_rows,
     stream_entries,
     time_buckets,
-    unfingerprinted_messages,
 )
 
 
@@ -106,24 +104,15 @@ def compute_stats(
     """Counts, oldest pending entries and error groups of the matching entries."""
     with _read_only(settings, snapshot=True) as conn:
         now = server_now(conn)
-        groups = group_counts(conn, entry_filter)
-        unfingerprinted: Iterable[tuple[str, int]] = ()
-        if any(g.fingerprint is None for g in groups):
-            unfingerprinted = unfingerprinted_messages(conn, entry_filter)
-        error_groups = merge_error_groups(groups, unfingerprinted)
+        rows = stats_rows(conn, entry_filter)
         buckets: list[tuple[datetime, int]] = []
         if by in (StatsDimension.HOUR, StatsDimension.DAY):
             buckets = time_buckets(conn, entry_filter, by.value)
-    counts = _consumer_status_counts(groups)
-    oldest: dict[str, datetime] = {}
-    for g in groups:
-        if g.status is Status.PENDING and (
-            g.consumer not in oldest or g.oldest_failed_at < oldest[g.consumer]
-        ):
-            oldest[g.consumer] = g.oldest_failed_at
+    error_groups = merge_error_groups(rows.groups)
+    counts = _consumer_status_counts(rows.groups)
     return DlqStats(
         counts=counts,
-        oldest_pending=oldest,
+        oldest_pending=rows.oldest_pending,
         error_groups=error_groups,
         as_of=now,
         by=by,
@@ -141,27 +130,18 @@ def _consumer_status_counts(groups: Iterable[GroupCount]) -> tuple[MatchCount, .
     )
 
 
-def merge_error_groups(
-    groups: Iterable[GroupCount], unfingerprinted: Iterable[tuple[str, int]]
-) -> tuple[ErrorGroup, ...]:
-    """Error groups, biggest first: stored fingerprints plus messages fingerprinted here.
+def merge_error_groups(groups: Iterable[GroupCount]) -> tuple[ErrorGroup, ...]:
+    """Error groups over every consumer and status, biggest first.
 
-    Rows written by dlqctl carry their fingerprint; rows other writers stored are grouped
-    with the same function as they stream by (one call per distinct message).
+    The database groups each row by its stored fingerprint, or (rows other writers stored,
+    before a backfill reached them) by the same function in SQL; see docs/performance.md.
     """
     counts: dict[str, int] = {}
     examples: dict[str, str] = {}
     for g in groups:
-        if g.fingerprint is None:
-            continue
         counts[g.fingerprint] = counts.get(g.fingerprint, 0) + g.count
         if g.fingerprint not in examples or g.example < examples[g.fingerprint]:
             examples[g.fingerprint] = g.example
-    for message, n in unfingerprinted:
-        key = fingerprint(message)
-        counts[key] = counts.get(key, 0) + n
-        if key not in examples or message < examples[key]:
-            examples[key] = message
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple(ErrorGroup(fingerprint=k, count=n, example=examples[k]) for k, n in ranked)
 

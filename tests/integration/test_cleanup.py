@@ -21,6 +21,7 @@ from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
 from dlqctl.db.audit import list_actions
 from dlqctl.db.cleanup_queries import DELETE, Keyset, batch_statement
+from dlqctl.db.filters import fence_plans
 from dlqctl.usecases.cleanup import discard, purge
 from tests.factories import entry, insert_entries, make_settings
 from tests.fakes import InsertOnEachBatch, StopAfter
@@ -437,7 +438,11 @@ def test_batch_walks_an_index_from_the_keyset(conn: Any, entry_filter: EntryFilt
     selection = dataclasses.replace(entry_filter, until=NOW - timedelta(days=30))
     after = Keyset(old + timedelta(days=10), uuid.UUID(int=0))
     query, params = batch_statement(selection, after, DELETE)
-    plan_rows = conn.execute(b"EXPLAIN " + query.as_bytes(conn), {**params, "limit": 5000})
+    with conn.transaction(force_rollback=True):
+        fence_plans(conn)
+        plan_rows = conn.execute(
+            b"EXPLAIN " + query.as_bytes(conn), {**params, "walk_limit": 5000}
+        ).fetchall()
     plan = "\n".join(r["QUERY PLAN"] for r in plan_rows)
     batch_plan = plan.split("CTE claimed")[0]
     assert "Seq Scan" not in batch_plan, plan
@@ -464,7 +469,7 @@ def test_purge_walk_with_ties_and_any_batch_size(
     batch_size: int,
     consumers: list[str],
 ) -> None:
-    conn.execute("TRUNCATE dlq")
+    conn.execute("TRUNCATE dlq CASCADE")
     # failed_at drawn from five instants: many ties at every batch boundary.
     insert_entries(
         conn,

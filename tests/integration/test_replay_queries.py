@@ -17,6 +17,7 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Status
 from dlqctl.core.replay import compact_jsonb_text
 from dlqctl.db import replay_queries as q
+from dlqctl.db.filters import fence_plans
 from tests.factories import BASE_TIME, entry, insert_entries
 
 BATCH = 100
@@ -31,6 +32,7 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _explain(conn: Any, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
     with conn.transaction(force_rollback=True):
+        fence_plans(conn)
         text = query.as_string(conn) if hasattr(query, "as_string") else query
         row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {text}", params).fetchone()
     return _plan_nodes(row["QUERY PLAN"][0]["Plan"])
@@ -87,7 +89,7 @@ def test_claim_walks_an_index_and_sorts_no_more_than_a_batch_per_walk(
     )
     query, params = q.claim_sql(selection)
     middle = BASE_TIME + timedelta(seconds=9000)
-    params.update(after_at=middle, after_id=q.START_ID, size=BATCH)
+    params.update(walk_at=middle, walk_id=q.START_ID, walk_limit=BATCH)
 
     nodes = _explain(big_table, query, params)
 
@@ -112,10 +114,11 @@ def test_claim_moves_forward_from_the_cursor_and_skips_locked_rows(conn: Any, db
         holder.execute("SELECT 1 FROM dlq WHERE dlq_id = %s FOR UPDATE", (ids[1],))
         with psycopg.connect(db_url) as claimer:
             first = q.claim_batch(claimer, query, params, (q.START_AT, q.START_ID), 3)
-            assert [r[q.ID] for r in first.rows] == [str(i) for i in ids[:3]]
-            assert [r[q.CLAIMED] for r in first.rows] == [True, False, True]
+            # The held row is skipped; the batch still ends after the third row walked.
+            assert [r[q.ID] for r in first.rows if r[q.CLAIMED]] == [str(ids[0]), str(ids[2])]
+            assert first.cursor == (rows[2]["failed_at"], str(ids[2]))
             second = q.claim_batch(claimer, query, params, first.cursor, 3)
-            assert [r[q.ID] for r in second.rows] == [str(i) for i in ids[3:]]
+            assert [r[q.ID] for r in second.rows if r[q.CLAIMED]] == [str(i) for i in ids[3:]]
             third = q.claim_batch(claimer, query, params, second.cursor, 3)
             assert third.rows == []
 

@@ -128,18 +128,18 @@ def test_stats_json_shape() -> None:
     ]
 
 
-def test_merge_error_groups_adds_stored_and_computed_fingerprints() -> None:
-    stored = [
-        GroupCount("a", Status.PENDING, "took <n>ms", 5, "took 9ms", AT),
-        GroupCount("b", Status.PENDING, "took <n>ms", 1, "took 10ms", AT),
-        GroupCount("a", Status.PENDING, None, 7, "ignored", AT),
-        GroupCount("a", Status.REPLAYED, "other", 6, "other", AT),
-    ]
-    computed = [("took 1ms", 2), ("took 2ms", 1), ("fresh 'x'", 4)]
-    groups = merge_error_groups(stored, computed)
+def test_merge_error_groups_adds_up_consumers_and_statuses() -> None:
+    groups = merge_error_groups(
+        [
+            GroupCount("a", Status.PENDING, "took <n>ms", 5, "took 9ms"),
+            GroupCount("b", Status.PENDING, "took <n>ms", 1, "took 10ms"),
+            GroupCount("a", Status.REPLAYED, "other", 6, "other"),
+            GroupCount("b", Status.DISCARDED, "fresh <str>", 4, "fresh 'x'"),
+        ]
+    )
     assert [(g.fingerprint, g.count, g.example) for g in groups] == [
-        ("took <n>ms", 9, "took 10ms"),
         ("other", 6, "other"),
+        ("took <n>ms", 6, "took 10ms"),
         ("fresh <str>", 4, "fresh 'x'"),
     ]
 
