@@ -358,6 +358,33 @@ class StatsDimension(enum.StrEnum):
     ERROR = "error"
     HOUR = "hour"
     DAY = "day"
+    # retry_count: how many times the entries were replayed (docs/inspect.md).
+    RETRIES = "retries"
+
+
+@dataclass(frozen=True)
+class RetryFilter:
+    """``stats``/``list`` filters on replays and later failures (docs/inspect.md):
+    ``failed_again``: entries that failed again after a replay (a ``dlq_attempts`` row);
+    ``min_retries``: entries replayed at least that many times (retry_count)."""
+
+    failed_again: bool = False
+    min_retries: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.failed_again or self.min_retries is not None
+
+
+@dataclass(frozen=True)
+class Refailures:
+    """Later failures of one consumer's matching entries: how many entries failed again
+    after a replay, and how many such failures (``dlq_attempts`` rows) were recorded."""
+
+    entries: int
+    attempts: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"entries": self.entries, "attempts": self.attempts}
 
 
 @dataclass(frozen=True)
@@ -398,6 +425,8 @@ class DlqStats:
     as_of: datetime
     by: StatsDimension | None = None
     breakdown: tuple[Bucket, ...] = ()
+    # Consumers whose matching entries failed again after a replay.
+    refailures: dict[str, Refailures] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -408,7 +437,8 @@ class DlqStats:
         return min(self.oldest_pending.values(), default=None)
 
     def to_json(self, *, top: int) -> dict[str, Any]:
-        """The SPEC §4 stats object; ``top`` error groups, plus the breakdown when asked."""
+        """The stats object (docs/inspect.md); ``top`` error groups, the later failures,
+        and the breakdown when asked."""
         data: dict[str, Any] = {
             "total": self.total,
             "by_consumer_status": [
@@ -421,6 +451,11 @@ class DlqStats:
             },
             "error_groups": [g.to_json() for g in self.error_groups[:top]],
             "as_of": iso_utc(self.as_of),
+            "failed_again": {
+                "entries": sum(r.entries for r in self.refailures.values()),
+                "attempts": sum(r.attempts for r in self.refailures.values()),
+                "by_consumer": {c: r.to_json() for c, r in sorted(self.refailures.items())},
+            },
         }
         if self.by is not None:
             data["by"] = self.by.value
