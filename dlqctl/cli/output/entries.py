@@ -253,6 +253,7 @@ def _render_edit(console: Console, entry: DlqEntry, now: datetime) -> None:
     if entry.edited_headers is not None:
         original = [h for h in entry.event_headers or () if not h.key.startswith("dlq-")]
         _append_diff(diff, header_lines(original), header_lines(entry.sent_headers), "headers")
+    diff.rstrip()
     title = f"edited by {entry.edited_by or '?'}, {when(entry.edited_at, now)}: replay sends"
     console.print(Panel(diff, title=title, title_align="left"))
 
