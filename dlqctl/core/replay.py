@@ -180,6 +180,10 @@ def compact_jsonb_text(text: str) -> str:
     return '"'.join(parts)
 
 
+# Compared with every payload replay sends: computed once.
+_COMPACT_TOMBSTONE = compact_jsonb_text(TOMBSTONE_PAYLOAD)
+
+
 def message_key(event_key: bytes | None, event_id: str) -> bytes | str:
     """The original key, else the event_id (canonical lowercase UUID text)."""
     return event_key if event_key is not None else event_id
@@ -193,7 +197,7 @@ def message_value(event_raw: bytes | None, payload_text: str | None) -> bytes | 
     if payload_text is None:
         raise ValueError("an entry without event_raw needs its payload")
     value = compact_jsonb_text(payload_text)
-    return None if value == compact_jsonb_text(TOMBSTONE_PAYLOAD) else value
+    return None if value == _COMPACT_TOMBSTONE else value
 
 
 def message_headers(
