@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (only Python 3.11+ and pip needed):
 #   make demo   - the whole loop on embedded services
-#   make test   - lint, types, layering, and the test suite on PostgreSQL 18 (+ 15 when installed)
+#   make test   - lint, types, layering, the test suite on PostgreSQL 18 (+ 15 when installed),
+#                 and the unit and CLI tests on the lowest dependency versions pyproject allows
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +12,14 @@ STAMP  := $(VENV)/.dlqctl-installed
 PG15_BINDIR ?= $(shell dpkg -L postgresql-15 2>/dev/null | sed -n 's,/initdb$$,,p' | head -n 1)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 bench completions clean
+# The lowest-versions lane: its own venv, filled by uv (from PyPI) with --resolution lowest-direct.
+LOWEST_VENV   ?= .venv-lowest
+LOWEST_BIN    := $(LOWEST_VENV)/bin
+LOWEST_STAMP  := $(LOWEST_VENV)/.dlqctl-installed
+UV            := $(BIN)/uv
+UV_REQUIREMENT ?= uv>=0.9,<1
+
+.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 test-lowest soak bench completions clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -45,7 +53,39 @@ pytest-pg15: $(STAMP)
 		echo "== PostgreSQL 15 lane skipped: Debian's postgresql-15 package is not installed"; \
 	fi
 
-test: lint typecheck pytest pytest-pg15
+$(UV): | $(STAMP)
+	$(BIN)/python -m pip install --quiet '$(UV_REQUIREMENT)'
+
+# Every direct dependency (runtime, test and demo extras) at the floor pyproject.toml declares.
+# uv reads PyPI only here: the local wheel mirror holds recent releases, not the floors.
+$(LOWEST_STAMP): pyproject.toml | $(UV)
+	rm -rf $(LOWEST_VENV)
+	$(UV) venv --quiet --python $(BIN)/python $(LOWEST_VENV)
+	$(UV) pip install --quiet --python $(LOWEST_BIN)/python --resolution lowest-direct \
+		-e '.[test,demo]'
+	touch $(LOWEST_STAMP)
+
+# The floors are real: each one is what got installed (not a newer release some other
+# dependency forced), the package type-checks against those releases (mypy sees a missing
+# API where the unit and CLI tests do not reach; unused ignores are not reported, as stubs
+# differ between old and new releases), the lint tools at their floors accept the tree,
+# and the unit and CLI tests pass.
+test-lowest: $(LOWEST_STAMP)
+	@echo "== lowest-versions lane ($(LOWEST_VENV))"
+	$(LOWEST_BIN)/python -m tests.packaging.floors
+	$(LOWEST_BIN)/ruff check --quiet .
+	$(LOWEST_BIN)/ruff format --check --quiet .
+	$(LOWEST_BIN)/lint-imports --no-cache
+	$(LOWEST_BIN)/mypy --no-warn-unused-ignores --cache-dir $(LOWEST_VENV)/.mypy_cache
+	$(LOWEST_BIN)/pytest tests/unit tests/cli $(PYTEST_ARGS)
+
+test: lint typecheck pytest pytest-pg15 test-lowest
+
+# The chaos soak for minutes (its short version runs in make test): SOAK_SECONDS of chaos, then
+# the invariants as counts (see docs/operations.md). SOAK_REPORT=file.json saves the figures.
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/soak/test_soak.py -m soak -s --timeout 0 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
@@ -54,4 +94,4 @@ completions: $(STAMP)
 	$(BIN)/python -m dlqctl.cli.completion completions
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST_VENV) build dist .mypy_cache .ruff_cache

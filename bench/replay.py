@@ -9,6 +9,10 @@ For each size, the same all-pending table is restored before every contender:
   nothing and records no audit row;
 - raw producer: the same payloads (a sample of real rows, cycled) produced and flushed
   with the same producer settings, no database at all.
+Two more runs of dlqctl on the same table: with ``--canary 100 --canary-wait 2s`` (no
+group: a fixed wait; the wait is subtracted, what remains is the canary's own cost), and
+``--plan FILE`` for a plan of every entry written just before by ``--dry-run --plan-out``
+(timed on its own: the review step).
 Entries/s are end-to-end wall times of the processes; peak RSS is the child's maximum.
 """
 
@@ -18,7 +22,9 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,6 +36,8 @@ FULL_SIZES = [100_000, 1_000_000]
 QUICK_SIZES = [3_000]
 PARTITIONS = 3
 BATCH = 1000
+CANARY = 100
+CANARY_WAIT_SECONDS = 2
 PRODUCER = {"acks": "all", "enable.idempotence": True, "linger.ms": 5}
 
 
@@ -183,39 +191,71 @@ def _measure(
     size: int, rounds: int, dsn: str, kafka: EmbeddedBroker
 ) -> dict[str, dict[str, float]]:
     bootstrap = kafka.bootstrap_servers
-    runs: dict[str, list[tuple[float, float]]] = {"dlqctl": [], "db loop": [], "raw loop": []}
+    runs: dict[str, list[tuple[float, float]]] = {
+        "dlqctl": [],
+        "dlqctl --canary": [],
+        "dlqctl --plan": [],
+        "db loop": [],
+        "raw loop": [],
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in (*runs, "plan-out")}
     env = {"DLQCTL_DATABASE_URL": dsn, "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    for round_no in range(rounds):
-        for name in runs:
-            _restore(dsn)
-            topic = _topic(bootstrap, f"bench-{name.replace(' ', '-')}-{size}-{round_no}")
-            if name == "dlqctl":
-                argv = dlqctl_argv("replay", "--yes", "--topic", topic, "-o", "json")
-            elif name == "db loop":
-                argv = _python("db-loop", dsn)
-            else:
-                argv = _python("raw-loop", dsn, bootstrap, topic)
-            run = run_process(argv, env=env)
-            if run.returncode != 0:
-                raise RuntimeError(f"{name} failed: {run.stderr.decode(errors='replace')}")
-            replayed = _replayed(dsn)
-            if replayed != size:
-                raise RuntimeError(f"{name} replayed {replayed} of {size}")
-            runs[name].append((size / run.wall, run.max_rss_mb))
-            print(
-                f"  {size:>9,} {name:<9} {size / run.wall:>9,.0f}/s {run.max_rss_mb:.0f} MB",
-                flush=True,
-            )
+    with tempfile.TemporaryDirectory() as folder:
+        for round_no in range(rounds):
+            for name in runs:
+                _restore(dsn)
+                slug = name.replace(" ", "-").replace("--", "")
+                topic = _topic(bootstrap, f"bench-{slug}-{size}-{round_no}")
+                replay = ("replay", "--yes", "--topic", topic, "-o", "json")
+                waited = 0.0
+                if name == "dlqctl":
+                    argv = dlqctl_argv(*replay)
+                elif name == "dlqctl --canary":
+                    wait = f"{CANARY_WAIT_SECONDS}s"
+                    argv = dlqctl_argv(*replay, "--canary", str(CANARY), "--canary-wait", wait)
+                    waited = CANARY_WAIT_SECONDS
+                elif name == "dlqctl --plan":
+                    plan = str(Path(folder) / f"plan-{round_no}.json")
+                    made = run_process(
+                        dlqctl_argv("replay", "--dry-run", "--topic", topic, "--plan-out", plan),
+                        env=env,
+                    )
+                    if made.returncode != 0:
+                        raise RuntimeError(f"plan-out failed: {made.stderr.decode()}")
+                    seconds["plan-out"].append(made.wall)
+                    argv = dlqctl_argv("replay", "--yes", "--plan", plan, "-o", "json")
+                elif name == "db loop":
+                    argv = _python("db-loop", dsn)
+                else:
+                    argv = _python("raw-loop", dsn, bootstrap, topic)
+                run = run_process(argv, env=env)
+                if run.returncode != 0:
+                    raise RuntimeError(f"{name} failed: {run.stderr.decode(errors='replace')}")
+                replayed = _replayed(dsn)
+                if replayed != size:
+                    raise RuntimeError(f"{name} replayed {replayed} of {size}")
+                runs[name].append((size / run.wall, run.max_rss_mb))
+                seconds[name].append(run.wall - waited)
+                print(
+                    f"  {size:>9,} {name:<16} {size / run.wall:>9,.0f}/s"
+                    f" {run.wall - waited:6.2f}s (wait excluded) {run.max_rss_mb:.0f} MB",
+                    flush=True,
+                )
     topic = _topic(bootstrap, f"bench-raw-producer-{size}")
     produced = run_process(_python("raw-producer", dsn, bootstrap, topic, str(size)))
     if produced.returncode != 0:
         raise RuntimeError(f"raw producer failed: {produced.stderr.decode(errors='replace')}")
-    seconds = json.loads(produced.stdout)["seconds"]
+    produced_seconds = json.loads(produced.stdout)["seconds"]
     result = {
-        name: {"rate": statistics.median(r for r, _ in samples), "rss": max(m for _, m in samples)}
+        name: {
+            "rate": statistics.median(r for r, _ in samples),
+            "rss": max(m for _, m in samples),
+            "seconds": statistics.median(seconds[name]),
+        }
         for name, samples in runs.items()
     }
-    result["raw producer"] = {"rate": size / seconds, "rss": produced.max_rss_mb}
+    result["raw producer"] = {"rate": size / produced_seconds, "rss": produced.max_rss_mb}
+    result["plan-out"] = {"seconds": statistics.median(seconds["plan-out"])}
     return result
 
 
@@ -234,6 +274,18 @@ def run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
             "dlqctl / raw loop",
             "raw producer, same payloads",
             "dlqctl peak RSS",
+        ],
+    )
+    extras = ResultTable(
+        title="Canary and plan runs next to a plain replay (seconds, median of the rounds)",
+        headers=[
+            "entries",
+            "plain replay",
+            f"--canary {CANARY} (the {CANARY_WAIT_SECONDS}s wait excluded)",
+            "canary's own cost",
+            "--dry-run --plan-out (every entry)",
+            "--plan run",
+            "plan run / plain",
         ],
     )
     meta: dict[str, Any] = {"sizes": sizes, "rounds": list(rounds.values()), "batch": BATCH}
@@ -258,6 +310,18 @@ def run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
                     f"{dlqctl['rss']:.0f} MB",
                 ]
             )
+            canary, planned = result["dlqctl --canary"], result["dlqctl --plan"]
+            extras.rows.append(
+                [
+                    f"{size:,}",
+                    f"{dlqctl['seconds']:.2f}s",
+                    f"{canary['seconds']:.2f}s",
+                    f"{canary['seconds'] - dlqctl['seconds']:+.2f}s",
+                    f"{result['plan-out']['seconds']:.2f}s",
+                    f"{planned['seconds']:.2f}s",
+                    f"{planned['seconds'] / dlqctl['seconds']:.2f}×",
+                ]
+            )
     table.notes = [
         f"tests/datagen.py's skewed rows, all pending, ~600-byte jsonb payloads; batches of"
         f" {BATCH}; a {PARTITIONS}-partition topic on tansu; embedded PostgreSQL 18 (fsync"
@@ -272,12 +336,20 @@ def run(quick: bool) -> tuple[list[ResultTable], dict[str, Any]]:
         " of the time of every loop. Measured on a 2-core machine shared with other work:"
         " compare the ratios of one run, not absolute numbers across runs.",
     ]
+    extras.notes = [
+        f"The canary run replays the first {CANARY} entries, waits {CANARY_WAIT_SECONDS}s"
+        " (no --canary-group), checks them for re-failures, then replays the rest in the same"
+        " run; its own cost is its time without the wait minus the plain run's.",
+        "The plan is of every entry, written by --dry-run --plan-out (reading and hashing"
+        " every value); the plan run claims its entries by id in plan order, checks each"
+        " against the plan and replays them.",
+    ]
     if len(rates) > 1:
         small, large = min(rates), max(rates)
         ratio = rates[large] / rates[small]
         meta["dlqctl_large_vs_small"] = round(ratio, 3)
         table.notes.append(f"dlqctl's rate on {large:,} / on {small:,}: {fmt_ratio(ratio)}")
-    return [table], meta
+    return [table, extras], meta
 
 
 def main() -> None:

@@ -1,7 +1,13 @@
 -- dlqctl:no-transaction
 -- Built CONCURRENTLY: the table is live and other services keep inserting while these build.
 -- Each statement runs on its own; an interrupted build leaves an INVALID index, which
--- `dlqctl migrate` drops and rebuilds on its next run.
+-- `dlqctl migrate` drops and rebuilds on its next run; an index that already exists (and is
+-- valid) is skipped without taking any lock.
+--
+-- A concurrent build never blocks the services' inserts, but it waits for the transactions
+-- that were running when it started: behind a long one it gives up after the lock timeout,
+-- and `dlqctl migrate` is re-run (see docs/operations.md).
+SET lock_timeout = '5s';
 
 -- Newest-first listing and counting per consumer and status; with a LATERAL over the
 -- statuses it also serves a consumer's list without a status filter.

@@ -6,11 +6,22 @@ SET LOCAL lock_timeout = '5s';
 
 -- What replay publishes instead of the original message (`dlqctl edit`). The original
 -- event_payload / event_raw / event_headers are never changed.
-ALTER TABLE dlq
-    ADD COLUMN IF NOT EXISTS edited_raw     bytea,
-    ADD COLUMN IF NOT EXISTS edited_headers jsonb,
-    ADD COLUMN IF NOT EXISTS edited_at      timestamptz,
-    ADD COLUMN IF NOT EXISTS edited_by      text;
+-- Where every column already exists, the ALTER (an ACCESS EXCLUSIVE lock) is not run at all.
+DO $$
+BEGIN
+    IF (
+        SELECT count(*) FROM pg_attribute
+        WHERE attrelid = 'dlq'::regclass AND NOT attisdropped
+            AND attname = ANY (ARRAY['edited_raw', 'edited_headers', 'edited_at', 'edited_by'])
+    ) < 4 THEN
+        ALTER TABLE dlq
+            ADD COLUMN IF NOT EXISTS edited_raw     bytea,
+            ADD COLUMN IF NOT EXISTS edited_headers jsonb,
+            ADD COLUMN IF NOT EXISTS edited_at      timestamptz,
+            ADD COLUMN IF NOT EXISTS edited_by      text;
+    END IF;
+END
+$$;
 
 COMMENT ON COLUMN dlq.edited_raw IS 'the exact value bytes replay publishes instead of the original';
 COMMENT ON COLUMN dlq.edited_headers IS

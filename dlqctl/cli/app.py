@@ -7,7 +7,11 @@ imported inside the functions that need them (tests/cli/test_startup.py checks).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -32,8 +36,25 @@ from dlqctl.cli.commands import (
     stats_cmd,
 )
 from dlqctl.cli.context import AppState, debug_from_env, early_scrubber
-from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, DlqctlError, RunEnded
+from dlqctl.core.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    DlqctlError,
+    RunEnded,
+)
 from dlqctl.core.secrets import ScrubbingStream
+from dlqctl.core.text import one_line
+
+# What a shell reports for a tool killed by SIGPIPE (128 + 13): `dlqctl list --all | head`.
+EXIT_BROKEN_PIPE = 141
+MAX_ERROR_LINE = 20_000
+# The one option whose value may hold a secret (a DSN with its password).
+SECRET_OPTION = "--database-url"
+
+
+class _PipeClosed(Exception):
+    """stdout's reader went away. Not an OSError, so that Typer does not turn it into exit 1."""
 
 
 class DlqctlGroup(TyperGroup):
@@ -49,18 +70,40 @@ class DlqctlGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        refused = _argument_problem(argv) or _environment_problem()
+        if refused is not None:
+            _error_line(refused)
+            code = EXIT_USAGE
+        else:
+            code = self._guarded(argv, prog_name, complete_var, **extra)
+        if standalone_mode:
+            sys.exit(_flushed(code))
+        return code
+
+    def _guarded(
+        self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any
+    ) -> int:
         state = AppState(debug=debug_from_env() or "--debug" in argv, scrubber=early_scrubber(argv))
         original_stderr = sys.stderr
         sys.stderr = ScrubbingStream(original_stderr, state.scrubber)
         extra.setdefault("obj", state)
         try:
-            code = self._run(state, argv, prog_name, complete_var, **extra)
+            return self._run(state, argv, prog_name, complete_var, **extra)
+        except (_PipeClosed, BrokenPipeError):  # stderr's reader went away too
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
         finally:
-            sys.stderr.flush()
+            with contextlib.suppress(OSError):
+                sys.stderr.flush()
             sys.stderr = original_stderr
-        if standalone_mode:
-            sys.exit(code)
-        return code
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise _PipeClosed from None
+            raise
 
     def _run(
         self,
@@ -86,6 +129,10 @@ class DlqctlGroup(TyperGroup):
                 traceback.print_exc()
             _error_line(exc.message)
             return exc.exit_code
+        except _PipeClosed:
+            # Quietly, as tools killed by SIGPIPE: nothing more can be read anyway.
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
         except (KeyboardInterrupt, typer.Abort):
             print("Interrupted.", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -103,7 +150,80 @@ class DlqctlGroup(TyperGroup):
 
 def _error_line(message: str) -> None:
     """The one line a failed command ends with."""
-    print(f"Error: {message}", file=sys.stderr)
+    print(f"Error: {one_line(message, limit=MAX_ERROR_LINE)}", file=sys.stderr)
+
+
+def _shown(argument: str) -> str:
+    """An argument as printable text on one line: bytes that are not UTF-8 as \\xNN, control
+    characters escaped."""
+    try:
+        raw = argument.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = argument.encode("utf-8", "backslashreplace")
+    return one_line(raw.decode("utf-8", "backslashreplace"))
+
+
+def _argument_problem(argv: Sequence[str]) -> str | None:
+    """Why an argument cannot be used at all (refused before anything runs), or None.
+
+    A byte string that is not UTF-8 reaches Python as lone surrogates, which no database,
+    Kafka client or terminal can take; a NUL cannot be passed to a program by a shell.
+    """
+    for i, argument in enumerate(argv):
+        if "\x00" in argument:
+            problem = "contains a NUL character"
+        else:
+            try:
+                argument.encode("utf-8")
+                continue
+            except UnicodeEncodeError:
+                problem = "is not valid UTF-8"
+        option, equals, _ = argument.partition("=")
+        after = argv[i - 1] if i > 0 else ""
+        if argument.startswith("--") and equals:
+            what = f"the value of {_shown(option)}"
+        elif after.startswith("-") and "=" not in after:
+            what = f"argument {i + 1} (after {_shown(after)})"
+        else:
+            what = f"argument {i + 1}"
+        if SECRET_OPTION in (option, after):
+            shown = "(not shown: it may hold a password)"  # the scrubber cannot know it yet
+        else:
+            shown = f"'{_shown(argument)}'"
+        return f"{what} {problem}: {shown} (dlqctl takes text arguments only)"
+    return None
+
+
+def _environment_problem() -> str | None:
+    """A DLQCTL_* variable that is not valid UTF-8 text (its value reaches the database and
+    the Kafka clients), or None. DLQCTL_CONFIG is a path: any bytes will do."""
+    for name, value in os.environ.items():
+        if name.startswith("DLQCTL_") and name != "DLQCTL_CONFIG":
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"the environment variable {_shown(name)} is not valid UTF-8 text"
+    return None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that nothing (not even the interpreter's last flush)
+    tries to write to the closed pipe again."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _flushed(code: int) -> int:
+    """The exit code once stdout is flushed: data still buffered when the reader went away
+    also means 141."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 def _show_usage_error(exc: typer.TyperException) -> None:
@@ -113,11 +233,14 @@ def _show_usage_error(exc: typer.TyperException) -> None:
     errors; the ``show`` that prints them lives on its subclasses in Typer's private
     modules, so it is looked up rather than imported.
     """
+    message = one_line(exc.format_message(), limit=MAX_ERROR_LINE)
+    # One line, whatever the error (a choice list, a value with a newline in it).
+    setattr(exc, "format_message", lambda: message)  # noqa: B010 (a bound method's stand-in)
     show = getattr(exc, "show", None)
     if callable(show):
         show()
     else:
-        _error_line(exc.format_message())
+        _error_line(message)
 
 
 app = typer.Typer(

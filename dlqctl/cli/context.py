@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from dlqctl.core.secrets import Scrubber, dsn_passwords, is_secret_property
+from dlqctl.core.secrets import Scrubber, build_scrubber
 
 if TYPE_CHECKING:
     from dlqctl.core.settings import LoadedSettings, Settings
@@ -25,8 +25,15 @@ def early_scrubber(argv: Sequence[str]) -> Scrubber:
 
     Built first so that even a settings error cannot echo a password.
     """
-    secrets: list[str] = []
-    exact: list[str] = []
+    kafka_configs: list[dict[str, str]] = []
+    for name in ("KAFKA_CONFIG", "KAFKA_PRODUCER_CONFIG", "KAFKA_CONSUMER_CONFIG"):
+        try:
+            properties = json.loads(os.environ.get(f"DLQCTL_{name}", "") or "{}")
+        except ValueError:
+            continue
+        if isinstance(properties, dict):
+            kafka_configs.append({str(k): str(v) for k, v in properties.items()})
+    scrubber = build_scrubber(None, kafka_configs, os.environ)
     urls = [os.environ.get("DLQCTL_DATABASE_URL", "")]
     for i, arg in enumerate(argv):
         if arg == "--database-url" and i + 1 < len(argv):
@@ -34,20 +41,8 @@ def early_scrubber(argv: Sequence[str]) -> Scrubber:
         elif arg.startswith("--database-url="):
             urls.append(arg.split("=", 1)[1])
     for url in filter(None, urls):
-        passwords = dsn_passwords(url)
-        secrets += passwords
-        if passwords:
-            exact.append(url)
-    if os.environ.get("PGPASSWORD"):
-        secrets.append(os.environ["PGPASSWORD"])
-    for name in ("KAFKA_CONFIG", "KAFKA_PRODUCER_CONFIG", "KAFKA_CONSUMER_CONFIG"):
-        try:
-            properties = json.loads(os.environ.get(f"DLQCTL_{name}", "") or "{}")
-        except ValueError:
-            continue
-        if isinstance(properties, dict):
-            secrets += [str(v) for k, v in properties.items() if is_secret_property(str(k)) and v]
-    return Scrubber(secrets, exact)
+        scrubber.add((), exact=build_scrubber(url).secrets)
+    return scrubber
 
 
 @dataclass

@@ -175,6 +175,11 @@ def check_consumer_name(consumer: str) -> str:
         raise ValueError(f"the consumer name is longer than {MAX_CONSUMER_LENGTH} characters")
     if "\x00" in consumer:
         raise ValueError("the consumer name must not contain NUL")
+    try:
+        consumer.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 (a surrogate-escaped argv): no table or client takes them.
+        raise ValueError("the consumer name is not valid UTF-8 text") from None
     return consumer
 
 

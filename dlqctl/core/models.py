@@ -152,7 +152,12 @@ class WriteResult:
     ineligible: int = 0
     failures: list[tuple[UUID, str]] = field(default_factory=list)
     topics: dict[str, int] | None = None
+    # How the run ended: "ok", "failed" (exit 1) or "interrupted" (exit 130).
     outcome: str = "ok"
+    # Why it failed or stopped: the line the command ends with on stderr; None when ok.
+    error: str | None = None
+    # More fields of one command's summary (replay: "canary", "skipped_entries", "plan").
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -164,9 +169,12 @@ class WriteResult:
             "skipped": self.skipped,
             "ineligible": self.ineligible,
             "failures": [{"dlq_id": str(i), "error": e} for i, e in self.failures],
+            "outcome": self.outcome,
+            "error": self.error,
         }
         if self.topics is not None:
             data["topics"] = dict(self.topics)
+        data.update(self.extra)
         return data
 
     def counts(self) -> dict[str, int]:
@@ -349,6 +357,9 @@ class CleanupResult:
     cutoff: datetime | None = None
     batches: int = 0
     audit_recorded: bool = True
+    # 0, or the exit code of a run that started and failed (1) or was interrupted (130);
+    # write.outcome and write.error say how and why.
+    exit_code: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The SPEC §4 write-command object plus cleanup's own fields."""

@@ -1,8 +1,10 @@
 """Replay's pure parts: the request, the plan, topic resolution and the message put on Kafka.
 
-SPEC §5: key = the original key if recorded, else the event_id as canonical lowercase UUID
-text; value = the original bytes if recorded, else compact JSON of event_payload; headers =
-the original headers (earlier ``dlq-*`` headers dropped) plus ``dlq-id``, ``dlq-consumer`` and
+The message (see docs/replay.md, "The message"): key = the original key if recorded, else
+the event_id as canonical lowercase UUID text; value = the edited bytes if the entry was
+edited, else the original bytes if recorded, else compact JSON of event_payload (a stored
+tombstone: a null value); headers = the edited headers if edited, else the original ones
+(earlier ``dlq-*`` headers dropped either way) plus ``dlq-id``, ``dlq-consumer`` and
 ``dlq-retry-count`` (the retry_count after this replay).
 """
 
@@ -12,13 +14,20 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlqctl.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from dlqctl.core.events import TOMBSTONE_PAYLOAD
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import Header, Status, WriteResult
 from dlqctl.core.runs import RunPlan
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from uuid import UUID
+
+    from dlqctl.core.canary import Canary, CanaryReport
+    from dlqctl.core.plans import PlanFile, PlanSummary
 
 DLQ_HEADER_PREFIX = "dlq-"
 HEADER_ID = "dlq-id"
@@ -51,10 +60,36 @@ class ReplayRequest:
     batch_size: int = 1000
     limit: int | None = None
     dry_run: bool = False
+    # The first ``canary.size`` entries first, then a wait and a check (docs/replay.md).
+    canary: Canary | None = None
+    # Replay exactly the entries of this plan, to its topics (no filter, topic or limit).
+    plan: PlanFile | None = None
+    # With dry_run: write the selection to this file as a plan.
+    plan_out: Path | None = None
 
     def __post_init__(self) -> None:
         if self.topic is not None:
             validate_topic_name(self.topic, "--topic")
+        if self.plan is not None:
+            given = [
+                name
+                for name, value in (
+                    ("ids or filters", self.entry_filter != EntryFilter()),
+                    ("--topic", self.topic is not None),
+                    ("--limit", self.limit is not None),
+                    ("--plan-out", self.plan_out is not None),
+                )
+                if value
+            ]
+            if given:
+                raise UsageError(
+                    f"--plan replays exactly the entries of the plan, to the topics it names:"
+                    f" {' and '.join(given)} cannot be given with it"
+                )
+        if self.plan_out is not None and not self.dry_run:
+            raise UsageError(
+                "--plan-out writes a plan instead of replaying: give it with --dry-run"
+            )
 
     @property
     def statuses(self) -> tuple[Status, ...]:
@@ -89,6 +124,16 @@ class ReplayPlan(RunPlan):
     and status, and per consumer and target topic."""
 
     routes: tuple[TopicCount, ...] = ()
+    # A plan run: how many entries the plan lists (the counts above are those still
+    # unchanged), the plan's summary, and the entries that changed since it was made.
+    listed: int | None = None
+    plan: PlanSummary | None = None
+    plan_skips: tuple[tuple[UUID, str], ...] = ()
+
+    @property
+    def matched(self) -> int:
+        """Entries the run was asked for (a plan's: every entry it lists)."""
+        return self.total if self.listed is None else self.listed
 
     @property
     def topics(self) -> dict[str, int]:
@@ -106,6 +151,12 @@ class ReplayReport:
     result: WriteResult
     plan: ReplayPlan
     error: str | None = None
+    canary: CanaryReport | None = None
+    # Entries not sent, with the reason (a plan run: changed since the plan was made).
+    skips: tuple[tuple[UUID, str], ...] = ()
+    # A dry run with --plan-out: the plan it wrote, and where.
+    plan_file: PlanFile | None = None
+    plan_path: Path | None = None
 
     @property
     def exit_code(self) -> int:
@@ -180,40 +231,57 @@ def compact_jsonb_text(text: str) -> str:
     return '"'.join(parts)
 
 
-# Compared with every payload replay sends: computed once.
-_COMPACT_TOMBSTONE = compact_jsonb_text(TOMBSTONE_PAYLOAD)
-
-
 def message_key(event_key: bytes | None, event_id: str) -> bytes | str:
     """The original key, else the event_id (canonical lowercase UUID text)."""
     return event_key if event_key is not None else event_id
 
 
-def message_value(event_raw: bytes | None, payload_text: str | None) -> bytes | str | None:
-    """The original bytes, else compact JSON of the payload (given as jsonb text); None (a
-    null value) for a stored tombstone (see docs/consumer.md, "Tombstones")."""
+def message_value(
+    event_raw: bytes | None, payload_text: str | None, edited_raw: bytes | None = None
+) -> bytes | str | None:
+    """The edited bytes, else the original bytes, else compact JSON of the payload (given as
+    jsonb text); None (a null value) for a stored tombstone (see docs/consumer.md,
+    "Tombstones")."""
+    if edited_raw is not None:
+        return edited_raw
     if event_raw is not None:
         return event_raw
     if payload_text is None:
         raise ValueError("an entry without event_raw needs its payload")
     value = compact_jsonb_text(payload_text)
-    return None if value == _COMPACT_TOMBSTONE else value
+    return None if value == _TOMBSTONE_VALUE else value
+
+
+_TOMBSTONE_VALUE = compact_jsonb_text(TOMBSTONE_PAYLOAD)
 
 
 def message_headers(
-    stored: Sequence[Sequence[Any]] | None, dlq_id: str, consumer: str, retry_count_after: int
+    stored: Sequence[Sequence[Any]] | None,
+    dlq_id: str,
+    consumer: str,
+    retry_count_after: int,
+    edited: Sequence[Sequence[Any]] | None = None,
 ) -> Headers:
-    """The stored headers (order and duplicates kept, earlier ``dlq-*`` dropped) plus ours."""
+    """The edited headers if any, else the stored ones (order and duplicates kept, earlier
+    ``dlq-*`` dropped), plus ours."""
     ours: Headers = [
         (HEADER_ID, dlq_id),
         (HEADER_CONSUMER, consumer),
         (HEADER_RETRY_COUNT, str(retry_count_after)),
     ]
+    if edited is not None:
+        stored = edited
     if not stored:
         return ours
+    return kept_headers(stored) + ours
+
+
+def kept_headers(stored: Sequence[Sequence[Any]] | None) -> Headers:
+    """Stored headers (``event_headers`` format) as published: earlier ``dlq-*`` dropped."""
+    if not stored:
+        return []
     headers = (Header.from_stored(pair) for pair in stored)
-    kept: Headers = [(h.key, h.value) for h in headers if not h.key.startswith(DLQ_HEADER_PREFIX)]
-    return kept + ours
+    return [(h.key, h.value) for h in headers if not h.key.startswith(DLQ_HEADER_PREFIX)]
 
 
 def _size(value: bytes | str | None) -> int:

@@ -25,6 +25,7 @@ from dlqctl.core.errors import (
     SchemaMissing,
     first_line,
 )
+from dlqctl.core.secrets import misread_uri, without_credentials
 
 APPLICATION_NAME = "dlqctl"
 DEFAULT_CONNECT_TIMEOUT = 10
@@ -37,18 +38,36 @@ SELECT set_config('statement_timeout', %(milliseconds)s, false)
 
 
 def describe_target(dsn: str) -> str:
-    """host:port/dbname that a DSN (plus libpq's PG* variables) points at, never the password."""
+    """host:port/dbname that a DSN (plus libpq's PG* variables) points at, never who connects
+    or with what password: the user-info of a URI is cut off first, however libpq reads it."""
     try:
-        params = conninfo_to_dict(dsn)
+        params = conninfo_to_dict(without_credentials(dsn))
     except psycopg.Error:
         params = {}
+    try:
+        user = conninfo_to_dict(dsn).get("user")
+    except psycopg.Error:
+        user = None
     host = (
         params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "[local socket]"
     )
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
-    user = params.get("user") or os.environ.get("PGUSER") or ""
+    user = user or os.environ.get("PGUSER") or ""
     dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user or "postgres"
     return f"{host}:{port}/{dbname}"
+
+
+def _misread(dsn: str, params: dict[str, Any]) -> bool:
+    """A URI whose password has an unencoded '/' or '@' that libpq took for the start of the
+    database name or the host (libpq then connects somewhere else, or echoes the pieces)."""
+    if not misread_uri(dsn):
+        return False
+    port = str(params.get("port") or "")
+    return (
+        "@" in str(params.get("host") or "")
+        or "@" in str(params.get("dbname") or "")
+        or not all(p.strip().isdigit() for p in port.split(",") if port)
+    )
 
 
 def _conninfo(dsn: str, application_name: str) -> str:
@@ -58,6 +77,12 @@ def _conninfo(dsn: str, application_name: str) -> str:
         raise ConfigError(
             f"the database URL is not a valid libpq connection string: {first_line(exc)}"
         ) from None
+    if _misread(dsn, given):
+        raise ConfigError(
+            "the database URL has a '/' or '@' in its password, which libpq reads as the"
+            " start of the database name or the host: percent-encode them ('/' as %2F,"
+            " '@' as %40)"
+        )
     extra: dict[str, Any] = {}
     if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
         extra["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT

@@ -173,8 +173,9 @@ _BRANCH = """
 """
 
 # A handful of rows by primary key or event id; the other conditions apply to those rows.
+# xmin is passed on for replay's guard (db/replay_queries.py), which reads it on every walk.
 _FENCED = """
-(WITH picked AS MATERIALIZED (SELECT ctid AS row_ctid, * FROM dlq {picked})
+(WITH picked AS MATERIALIZED (SELECT ctid AS row_ctid, xmin, * FROM dlq {picked})
  SELECT {selected} FROM picked
  WHERE {keyset}{matched}{rows}
  ORDER BY {order}{stop})

@@ -47,11 +47,15 @@ _RECORD = """
 INSERT INTO dlqctl_schema_migrations (name) VALUES (%(name)s)
 """
 
-_INDEX_IS_INVALID = """
-SELECT NOT i.indisvalid AS invalid
+_INDEX_STATE = """
+SELECT i.indisvalid AS valid
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 WHERE c.relname = %(name)s AND pg_table_is_visible(c.oid)
+"""
+
+_RESET_LOCK_TIMEOUT = """
+RESET lock_timeout
 """
 
 _DROP_INDEX = sql.SQL("""
@@ -138,12 +142,17 @@ def _record(conn: Connection, migration: Migration) -> None:
     conn.execute(_RECORD, {"name": migration.name})
 
 
-def _drop_invalid_index(conn: Connection, name: str) -> None:
-    """An interrupted CREATE INDEX CONCURRENTLY leaves an invalid index that IF NOT EXISTS
-    would keep forever; drop it so the build is retried."""
-    row = conn.execute(_INDEX_IS_INVALID, {"name": name}).fetchone()
-    if row and row["invalid"]:
-        conn.execute(_DROP_INDEX.format(index=sql.Identifier(name)))
+def _index_exists(conn: Connection, name: str) -> bool:
+    """Whether a valid index ``name`` exists. An interrupted CREATE INDEX CONCURRENTLY leaves
+    an invalid one, which IF NOT EXISTS would keep forever: it is dropped, so the build is
+    retried."""
+    row = conn.execute(_INDEX_STATE, {"name": name}).fetchone()
+    if row is None:
+        return False
+    if row["valid"]:
+        return True
+    conn.execute(_DROP_INDEX.format(index=sql.Identifier(name)))
+    return False
 
 
 def _apply(conn: Connection, migration: Migration) -> None:
@@ -152,12 +161,18 @@ def _apply(conn: Connection, migration: Migration) -> None:
             conn.execute(migration.sql.encode())
             _record(conn, migration)
         return
-    for statement in migration.statements():
-        match = _CONCURRENT_INDEX.search(statement)
-        if match:
-            _drop_invalid_index(conn, match.group(1))
-        conn.execute(statement.encode())
-    _record(conn, migration)
+    try:
+        for statement in migration.statements():
+            match = _CONCURRENT_INDEX.search(statement)
+            # An index that exists is skipped: not even the (harmless) SHARE UPDATE
+            # EXCLUSIVE lock that CREATE INDEX CONCURRENTLY IF NOT EXISTS takes first.
+            if match and _index_exists(conn, match.group(1)):
+                continue
+            conn.execute(statement.encode())
+        _record(conn, migration)
+    finally:
+        if not conn.closed:
+            conn.execute(_RESET_LOCK_TIMEOUT)  # the file's SET lasts for the session
 
 
 def _ensure_migrations_table(conn: Connection) -> None:
@@ -175,8 +190,9 @@ def _explain_failure(conn: Connection, migration: Migration, exc: psycopg.Error)
         )
     if isinstance(exc, pg_errors.LockNotAvailable):
         return MigrationError(
-            f"migration {migration.name} failed: {detail}; a long transaction holds table dlq,"
-            " try again when it has finished"
+            f"migration {migration.name} gave up waiting for a lock ({detail}): a long"
+            " transaction holds table dlq, and waiting longer would hold up the services'"
+            " inserts — re-run `dlqctl migrate` (when that transaction has finished)"
         )
     return MigrationError(f"migration {migration.name} failed: {detail}")
 
@@ -214,6 +230,8 @@ def migrate(dsn: str, *, dry_run: bool = False) -> MigrationResult:
             for migration in pending_migrations(conn):
                 try:
                     _apply(conn, migration)
+                except pg_errors.LockNotAvailable as exc:  # an OperationalError too
+                    raise _explain_failure(conn, migration, exc) from None
                 except psycopg.OperationalError:
                     raise
                 except psycopg.Error as exc:

@@ -8,6 +8,20 @@ One status and at most one consumer is a plain ``FOR UPDATE SKIP LOCKED`` walk o
 range; more ranges are merged (at most a batch from each) and then locked by ctid. A
 batch costs the same at the start and at the end of a million rows. Explicit ids are
 looked up by primary key. The mark is an UPDATE by primary key. See docs/performance.md.
+
+The run's guard (see docs/replay.md, "Concurrent runs"): a run never claims an entry whose
+status changed after the run started, judged by what is committed. ``started_now`` reads
+the database's clock, then (in a later statement) the ids of the transactions in progress
+(``pg_locks``). A change committed after that moment was made either by one of those
+transactions (the row version's ``xmin`` is in the list: the claim leaves it out) or by a
+transaction that got its id after the list was read — a mark's transaction has its id from
+its claim on — so its mark ran after the start (``status_changed_at`` is later: left out
+too). A mark that ran its UPDATE before the start but commits after it — the race a clock
+alone misses — is caught by the first rule. Only the run's start does anything; the mark
+and its commit are unchanged, so the guard costs replay no throughput. (The alternative, a
+shared advisory lock taken by every mark and an exclusive one by a starting run, costs a
+statement per batch and makes a starting run wait for the marks being committed — whose
+entries then become part of its selection and are sent again.)
 """
 
 from __future__ import annotations
@@ -46,16 +60,19 @@ START_ID = "00000000-0000-0000-0000-000000000000"
 # Columns of a claimed row, in order (tuples, not dicts: this is the hot path).
 ID, FAILED_AT, CLAIMED, CONSUMER, EVENT_ID, RETRY_COUNT, SOURCE_TOPIC = range(7)
 EVENT_KEY, EVENT_HEADERS, EVENT_RAW, PAYLOAD = range(7, 11)
+EDITED_RAW, EDITED_HEADERS = range(11, 13)
 
-# The message columns; the payload only as text and only when the raw bytes are missing.
+# The message columns; the payload only as text and only when the raw bytes are missing;
+# then the edit (`dlqctl edit`), published instead of the original value / headers.
 _MESSAGE_COLUMNS = (
     "{t}.consumer, {t}.event_id::text AS event_id, {t}.retry_count, {t}.source_topic,"
     " {t}.event_key, {t}.event_headers, {t}.event_raw,"
-    " CASE WHEN {t}.event_raw IS NULL THEN {t}.event_payload::text END AS payload"
+    " CASE WHEN {t}.event_raw IS NULL THEN {t}.event_payload::text END AS payload,"
+    " {t}.edited_raw, {t}.edited_headers"
 )
 _CLAIMED_COLUMNS = (
     "c.consumer, c.event_id, c.retry_count, c.source_topic, c.event_key, c.event_headers,"
-    " c.event_raw, c.payload"
+    " c.event_raw, c.payload, c.edited_raw, c.edited_headers"
 )
 
 
@@ -66,6 +83,8 @@ class Selection:
     entry_filter: EntryFilter
     ids: Sequence[UUID] | None = None
     started_at: datetime | None = None
+    # Ids of the transactions in progress when the run started.
+    in_flight: tuple[str, ...] = ()
 
     @property
     def statuses(self) -> list[str]:
@@ -90,10 +109,7 @@ class Selection:
         run replayed it, say) is no longer the run's."""
         guard = SqlFilter()
         if self.started_at is not None:
-            guard.add(
-                "(status_changed_at IS NULL OR status_changed_at < %(started_at)s)",
-                started_at=self.started_at,
-            )
+            guard.add(_GUARD, started_at=self.started_at, in_flight=list(self.in_flight))
         return guard
 
     def walk(self, columns: Sequence[str], *, limit: bool) -> Walk:
@@ -106,6 +122,12 @@ class Selection:
             limit=limit,
             extra=self.guard(),
         )
+
+
+# The run's guard (see the module docstring): not changed by a transaction that was in
+# progress when the run started, nor changed by a later one.
+_GUARD = """(NOT xmin = ANY(%(in_flight)s::xid[])
+  AND (status_changed_at IS NULL OR status_changed_at < %(started_at)s))"""
 
 
 @dataclass(frozen=True)
@@ -129,11 +151,27 @@ class Batch:
     cursor: tuple[datetime, str]
 
 
+_NOW = """
+SELECT clock_timestamp() AS now
+"""
+
+# Read after _NOW, in a statement of its own. Every transaction (and subtransaction) holds
+# the lock on its own id from the moment it has one until it ends; pg_locks is readable by
+# every role. (A snapshot's in-progress list would not do: it leaves out the newest ids.)
+_IN_FLIGHT = """
+SELECT transactionid::text AS xid
+FROM pg_locks
+WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted
+"""
+
+
 def started_now(conn: Connection, selection: Selection) -> Selection:
-    """The selection of a run that starts now (the database's clock)."""
-    row = conn.execute("SELECT clock_timestamp() AS now").fetchone()
+    """The selection of a run that starts now: the database's clock, then the transactions
+    in progress (the run's guard; see the module docstring)."""
+    row = conn.execute(_NOW).fetchone()
     assert row is not None
-    return replace(selection, started_at=row["now"])
+    in_flight = tuple(sorted(r["xid"] for r in conn.execute(_IN_FLIGHT)))
+    return replace(selection, started_at=row["now"], in_flight=in_flight)
 
 
 # The selection's first ``walk_limit`` rows (all of them without a limit), oldest first.
@@ -282,7 +320,7 @@ ORDER BY failed_at, id_text, claimed DESC
 # The claimed columns' types, for the row that only carries the cursor.
 _NO_MESSAGE = (
     "NULL::varchar, NULL::text, NULL::integer, NULL::text, NULL::bytea, NULL::jsonb,"
-    " NULL::bytea, NULL::text"
+    " NULL::bytea, NULL::text, NULL::bytea, NULL::jsonb"
 )
 
 # One range: lock while walking it (skipped rows do not count towards the batch). The id's
@@ -369,7 +407,8 @@ def claim_batch(
 
 
 # clock_timestamp(), not now(): the moment of the mark, which other runs compare with the
-# moment they started (Selection.guard).
+# moment they started (Selection.guard; a mark still uncommitted when a run starts is
+# recognised by its transaction id instead).
 _MARK = """
 UPDATE dlq SET status = 'replayed', retry_count = retry_count + 1,
        status_changed_at = clock_timestamp(),
@@ -381,3 +420,129 @@ WHERE dlq_id = ANY(%(ids)s::uuid[])
 def mark_replayed(conn: Connection, ids: Sequence[str], actor: str) -> int:
     """Mark the delivered entries of this transaction's batch replayed."""
     return conn.execute(_MARK, {"ids": list(ids), "actor": actor}).rowcount
+
+
+# --- plans: the selection read without locks, and plan entries claimed by id ----------------
+
+# A row of a plan: a claimed row's columns, then the entry's status.
+STATUS = 13
+
+_PLAN_COLUMNS = "{columns}, {t}.status"
+
+
+_ONE_SNAPSHOT = """
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
+"""
+
+
+def one_snapshot(conn: Connection) -> None:
+    """Every statement of the transaction that starts now sees the same snapshot."""
+    conn.rollback()
+    conn.execute(_ONE_SNAPSHOT)
+
+
+_PLAN_ROWS = """
+SELECT sel.dlq_id::text, sel.failed_at, true, {columns}
+FROM ({pick}) AS sel JOIN dlq d ON d.ctid = sel.row_ctid
+ORDER BY sel.failed_at, sel.dlq_id
+"""
+
+
+def plan_rows(
+    conn: Connection, selection: Selection, cursor: tuple[datetime, str], size: int
+) -> list[tuple[Any, ...]]:
+    """The next ``size`` entries of the selection after ``cursor``, as a plan records them
+    (no locks: a dry run changes nothing and waits for no one)."""
+    pick, params = _pick(selection, _PICK_COLUMNS, size)
+    query = sql.SQL(_PLAN_ROWS).format(
+        columns=sql.SQL(_PLAN_COLUMNS.format(columns=_MESSAGE_COLUMNS.format(t="d"), t="d")),
+        pick=pick,
+    )
+    bound = max((params["walk_at"], params["walk_id"]), (cursor[0], UUID(cursor[1])))
+    params.update(bound_params(bound))
+    fence_plans(conn)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+# Plan entries by primary key (``dlq_pkey``), in any order: the caller puts them in plan
+# order. The claim skips rows another run holds; ``_ROWS_BY_IDS`` is the look of a review.
+_CLAIM_BY_IDS = """
+SELECT dlq.dlq_id::text, dlq.failed_at, true, {columns}
+FROM dlq
+WHERE dlq.dlq_id = ANY(%(ids)s::uuid[])
+FOR UPDATE SKIP LOCKED
+"""
+
+_ROWS_BY_IDS = """
+SELECT dlq.dlq_id::text, dlq.failed_at, true, {columns}
+FROM dlq
+WHERE dlq.dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def _by_ids(conn: Connection, template: str, ids: Sequence[UUID]) -> dict[str, tuple[Any, ...]]:
+    columns = _PLAN_COLUMNS.format(columns=_MESSAGE_COLUMNS.format(t="dlq"), t="dlq")
+    query = sql.SQL(template).format(columns=sql.SQL(columns))
+    with conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(query, {"ids": list(ids)}).fetchall()
+    return {row[ID]: row for row in rows}
+
+
+def claim_by_ids(conn: Connection, ids: Sequence[UUID]) -> dict[str, tuple[Any, ...]]:
+    """Lock the entries with these ids that no other run holds (in the open transaction);
+    their rows (with ``STATUS``) by id text."""
+    return _by_ids(conn, _CLAIM_BY_IDS, ids)
+
+
+def rows_by_ids(conn: Connection, ids: Sequence[UUID]) -> dict[str, tuple[Any, ...]]:
+    """The entries with these ids as they are now (no locks), by id text."""
+    return _by_ids(conn, _ROWS_BY_IDS, ids)
+
+
+# The quick look before a plan run: status and retry_count only (no payloads).
+_STATES_BY_IDS = """
+SELECT dlq_id::text AS id, status, retry_count FROM dlq WHERE dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def states_by_ids(conn: Connection, ids: Sequence[UUID]) -> dict[str, tuple[Status, int]]:
+    """(status, retry_count) of the entries with these ids, by id text."""
+    rows = conn.execute(_STATES_BY_IDS, {"ids": list(ids)})
+    return {r["id"]: (Status(r["status"]), r["retry_count"]) for r in rows}
+
+
+_EXISTING_IDS = """
+SELECT dlq_id FROM dlq WHERE dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def existing_ids(conn: Connection, ids: Sequence[UUID]) -> set[UUID]:
+    """Which of these ids are in the table (held by another run or not)."""
+    return {r["dlq_id"] for r in conn.execute(_EXISTING_IDS, {"ids": list(ids)})}
+
+
+# --- canary: re-failures of the canary entries ----------------------------------------------
+
+# Entries of the canary's events (``idx_dlq_event_id``): before the canary is sent, and again
+# after the wait; a new one of the same consumer is a re-failure stored by another writer.
+_SAME_EVENTS = """
+SELECT dlq_id, consumer, event_id FROM dlq WHERE event_id = ANY(%(event_ids)s::uuid[])
+"""
+
+
+def entries_of_events(conn: Connection, event_ids: Sequence[UUID]) -> list[tuple[UUID, str, UUID]]:
+    """(dlq_id, consumer, event_id) of every entry of these events."""
+    rows = conn.execute(_SAME_EVENTS, {"event_ids": list(event_ids)})
+    return [(r["dlq_id"], r["consumer"], r["event_id"]) for r in rows]
+
+
+# Attempts recorded for the canary entries (``uq_dlq_attempts_source_message`` by dlq_id).
+_ATTEMPTS = """
+SELECT dlq_id, attempt FROM dlq_attempts WHERE dlq_id = ANY(%(ids)s::uuid[])
+"""
+
+
+def attempts_of(conn: Connection, ids: Sequence[UUID]) -> list[tuple[UUID, int]]:
+    """(dlq_id, attempt) of every recorded re-failure of these entries."""
+    return [(r["dlq_id"], r["attempt"]) for r in conn.execute(_ATTEMPTS, {"ids": list(ids)})]

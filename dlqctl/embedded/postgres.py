@@ -119,6 +119,22 @@ class EmbeddedPostgres:
         user = f"{SUPERUSER}:{quote(self.password, safe='')}" if self.password else SUPERUSER
         return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
 
+    def url_with_passfile(self, dbname: str = "postgres") -> str:
+        """A URL that carries no password: libpq reads it from a passfile (mode 0600) in the
+        cluster's directory, which goes away with the cluster. For printing (``dlqctl demo
+        --keep``): a password never appears in output."""
+        if not self.password:
+            return self.url(dbname)
+        assert self.base_dir is not None, "start() first"
+        path = self.base_dir / "pgpass"
+        fields = ("127.0.0.1", str(self.port), "*", SUPERUSER, self.password)
+        line = ":".join(f.replace("\\", "\\\\").replace(":", "\\:") for f in fields)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(line + "\n")
+        passfile = quote(str(path), safe="/")
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}?passfile={passfile}"
+
     @property
     def log_path(self) -> Path:
         assert self.base_dir is not None

@@ -80,6 +80,23 @@ class Deliveries:
             self.unavailable = True
 
 
+class PositionedDeliveries(Deliveries):
+    """Delivery reports that also keep where each acknowledged message went (a canary)."""
+
+    __slots__ = ("positions",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.positions: dict[int, tuple[int, int]] = {}  # index -> (partition, offset)
+
+    def report(self, index: int, err: Any, msg: Any) -> None:
+        if err is None:
+            self.acked.add(index)
+            self.positions[index] = (msg.partition(), msg.offset())
+        else:
+            self.fail(index, err)
+
+
 def _is_unavailable(err: Any) -> bool:
     try:
         return bool(err.code() in _UNAVAILABLE or err.fatal())

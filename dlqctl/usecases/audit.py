@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +25,9 @@ def audit_record(
     details: dict[str, Any] | None = None,
 ) -> AuditRecord:
     """The audit row for one run of a write command."""
-    extra = dict(details or {})
+    scrub = settings.scrubber()
+    # Details carry error texts, in which libpq and librdkafka may echo a secret.
+    extra = {key: _scrubbed(value, scrub) for key, value in (details or {}).items()}
     if result.topics is not None:
         extra.setdefault("topics", dict(result.topics))
     return AuditRecord(
@@ -39,6 +41,16 @@ def audit_record(
         ids=tuple(ids) if ids else None,
         details=extra,
     )
+
+
+def _scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, scrub) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v, scrub) for v in value]
+    return value
 
 
 def history(settings: Settings, *, action: str | None = None, limit: int = 50) -> list[AuditRecord]:

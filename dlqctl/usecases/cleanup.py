@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from dlqctl.core.cleanup import DISCARD_BATCH, DiscardRequest, PurgeRequest
-from dlqctl.core.errors import DlqctlError
+from dlqctl.core.errors import EXIT_INTERRUPTED, DlqctlError
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import CleanupResult, MatchCount, MatchPreview, WriteResult
 from dlqctl.core.runs import RunListener, RunPlan, SilentListener
@@ -58,10 +58,11 @@ def purge(
             "batch_size": request.batch_size,
             "batches": result.batches,
         }
+        if run.error is not None:
+            details["error"] = run.error.message
         audited = request.entry_filter.with_statuses(request.statuses)
         recorded = result.audit_recorded = _audit(settings, conn, result, audited, details=details)
-    if run.error is not None:
-        raise _after_partial_run(run.error, result, "deleted", recorded)
+    _conclude(run, result, "deleted", recorded)
     return result
 
 
@@ -94,6 +95,9 @@ def discard(
         run = DiscardRun(conn, settings, result, listener, stop or threading.Event(), request, ids)
         run.execute(plan)
         given_ids = [*(ids or []), *result.ineligible_ids]
+        details: dict[str, Any] = {"batches": result.batches}
+        if run.error is not None:
+            details["error"] = run.error.message
         recorded = result.audit_recorded = _audit(
             settings,
             conn,
@@ -101,10 +105,9 @@ def discard(
             selection,
             reason=request.reason,
             ids=given_ids,
-            details={"batches": result.batches},
+            details=details,
         )
-    if run.error is not None:
-        raise _after_partial_run(run.error, result, "discarded", recorded)
+    _conclude(run, result, "discarded", recorded)
     return result
 
 
@@ -152,6 +155,19 @@ class _CleanupRun:
     def __post_init__(self) -> None:
         self.target = describe_target(self.settings.dsn)
         self.error: DlqctlError | None = None
+        self.total = 0  # what the plan counted
+
+    def _failed(self, error: DlqctlError, batch_size: int) -> None:
+        """The run ends with ``error``: the batch in flight counts as failed (attempted, not
+        changed; its transaction rolled back), what the plan counted beyond it as skipped."""
+        write = self.result.write
+        write.outcome = "failed"
+        self.error = error
+        left = max(0, self.total - write.matched)
+        in_flight = min(batch_size, left)
+        write.matched += left
+        write.failed += in_flight
+        write.skipped += left - in_flight
 
     def _stopping(self) -> bool:
         if self.stop.is_set():
@@ -187,8 +203,7 @@ class _CleanupRun:
                         return
                     after = outcome.last
         except DlqctlError as exc:
-            write.outcome = "failed"
-            self.error = exc
+            self._failed(exc, batch_size)
 
 
 @dataclass
@@ -198,6 +213,7 @@ class PurgeRun(_CleanupRun):
     request: PurgeRequest
 
     def execute(self, plan: RunPlan) -> WriteResult:
+        self.total = plan.total
         self.listener.started(plan.total)
         selection, size = self.request.selection, self.request.batch_size
 
@@ -216,6 +232,7 @@ class DiscardRun(_CleanupRun):
     ids: list[UUID] | None
 
     def execute(self, plan: RunPlan) -> WriteResult:
+        self.total = plan.total
         self.listener.started(plan.total)
         if self.ids is not None:
             self._discard_ids(self.ids)
@@ -234,12 +251,14 @@ class DiscardRun(_CleanupRun):
         write = self.result.write
         write.matched = len(ids)
         selection = self.request.selection
+        in_flight = 0
         try:
             with translate_errors(self.target):
                 for start in range(0, len(ids), DISCARD_BATCH):
                     if self._stopping():
                         break
                     chunk = ids[start : start + DISCARD_BATCH]
+                    in_flight = len(chunk)
                     changed = q.discard_ids(
                         self.conn,
                         chunk,
@@ -247,15 +266,17 @@ class DiscardRun(_CleanupRun):
                         reason=self.request.reason,
                         actor=self.settings.actor,
                     )
+                    in_flight = 0
                     self.result.batches += 1
                     write.succeeded += len(changed)
                     self.listener.advanced(start + len(chunk))
         except DlqctlError as exc:
             write.outcome = "failed"
             self.error = exc
+            write.failed = in_flight  # the chunk in flight: attempted, rolled back
         # Eligible ids left unchanged: locked by another run, changed meanwhile, or not
         # reached before a stop or an error.
-        write.skipped = write.matched - write.succeeded
+        write.skipped = write.matched - write.succeeded - write.failed
 
 
 def _audit(
@@ -275,15 +296,21 @@ def _audit(
     return record_run(settings, record, conn)
 
 
-def _after_partial_run(
-    error: DlqctlError, result: CleanupResult, verb: str, recorded: bool
-) -> DlqctlError:
-    """The run's error, noting what it had already changed (those batches are committed)."""
-    notes = []
-    if result.write.succeeded:
-        notes.append(f"{result.write.succeeded} entries had been {verb} before the error")
-    if not recorded:
-        notes.append("the run could not be recorded in the audit log")
-    if notes:
-        error.args = (f"{error.message} ({'; '.join(notes)})",)
-    return error
+def _conclude(run: _CleanupRun, result: CleanupResult, verb: str, recorded: bool) -> None:
+    """Say in the result why a run that started did not end "ok": the error that ended it,
+    noting what it had already changed (those batches are committed), or the interrupt."""
+    write = result.write
+    if run.error is not None:
+        notes = []
+        if write.succeeded:
+            notes.append(f"{write.succeeded} entries had been {verb} before the error")
+        if not recorded:
+            notes.append("the run could not be recorded in the audit log")
+        write.error = run.error.message + (f" ({'; '.join(notes)})" if notes else "")
+        result.exit_code = run.error.exit_code
+    elif write.outcome == "interrupted":
+        write.error = (
+            f"interrupted: {write.succeeded} entries {verb}, {write.skipped} not reached"
+            " (they stay as they were)"
+        )
+        result.exit_code = EXIT_INTERRUPTED

@@ -2,8 +2,10 @@
 
 An embedded PostgreSQL and a tansu broker start on free loopback ports; the embedded
 consumer runs a small "orders projector" over generated order events of which some fail in
-three ways; the operator's view (stats, a page, one entry) is shown; the handler is fixed
-and one error group is replayed; the final counts are shown. Everything started is
+three ways; the operator's view (stats, a page, one entry) is shown; a canary replay of one
+error group stops after a few entries because the handler still fails them; the handler is
+fixed, the same canary replay passes and the rest of the group follows; the final counts are
+shown. Everything started is
 stopped again, also on Ctrl-C — unless ``keep`` leaves it running for exploring.
 
 The narration and rendering belong to the caller (the CLI): this module only reports
@@ -24,12 +26,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
+from dlqctl.core.canary import Canary
 from dlqctl.core.errors import DlqctlError, KafkaError, MissingExtra, UsageError
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.models import DlqEntry, DlqStats, EntryPage, Status
 from dlqctl.core.replay import ReplayReport, ReplayRequest
+from dlqctl.core.runs import SilentListener
 from dlqctl.core.settings import Settings
 from dlqctl.embedded.demo_state import DemoState, KeptProcess
 from dlqctl.embedded.process import EmbeddedServiceError
@@ -39,6 +44,8 @@ DEMO_TOPIC = "orders"
 DEMO_PARTITIONS = 3
 EVENT_COUNT = 1000
 FIXED_GROUP = "unknown currency"
+CANARY_SIZE = 3
+CANARY_WAIT = timedelta(seconds=30)
 KNOWN_CURRENCIES = ("EUR", "USD", "GBP", "CHF")
 # Quick client settings: a short group session (tansu holds a join for half of it) and no
 # retry backoff, so the demo finishes in seconds.
@@ -56,6 +63,17 @@ class DemoNarrator(Protocol):
     def page(self, page: EntryPage) -> None: ...
     def entry(self, entry: DlqEntry) -> None: ...
     def replayed(self, report: ReplayReport) -> None: ...
+    def progress(self, text: str) -> None: ...
+
+
+class _ReplayProgress(SilentListener):
+    """A replay's progress lines (the canary's phases), narrated."""
+
+    def __init__(self, narrator: DemoNarrator) -> None:
+        self.narrator = narrator
+
+    def note(self, message: str) -> None:
+        self.narrator.progress(message)
 
 
 @dataclass
@@ -129,10 +147,11 @@ def demo_settings(database_url: str, bootstrap_servers: str) -> Settings:
     )
 
 
-def export_lines(settings: Settings) -> list[str]:
-    """Shell lines that point dlqctl (and a DlqConsumer) in another shell at the services."""
+def export_lines(settings: Settings, *, database_url: str) -> list[str]:
+    """Shell lines that point dlqctl (and a DlqConsumer) in another shell at the services;
+    ``database_url`` carries no password (it names a passfile), so none is printed."""
     values = {
-        "DLQCTL_DATABASE_URL": settings.dsn,
+        "DLQCTL_DATABASE_URL": database_url,
         "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
         "DLQCTL_KAFKA_CONSUMER_CONFIG": json.dumps(QUICK_CONSUMER_CONFIG),
         "DLQCTL_CONSUMER_RETRY_BACKOFF": "[]",
@@ -245,13 +264,31 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
                 dlq_id = str(sample[0].dlq_id)
                 narrator.step(f"$ dlqctl show {dlq_id}")
                 narrator.entry(show_entry(settings, parse_id(dlq_id)))
+            canary = Canary(CANARY_SIZE, DEMO_CONSUMER, CANARY_WAIT, "30s")
+            command = (
+                f"`dlqctl replay --error '{FIXED_GROUP}' --canary {CANARY_SIZE}"
+                f" --canary-group {DEMO_CONSUMER} --yes`"
+            )
+            narrator.step(
+                f"A fix is on its way, but is it deployed yet? Replaying the {FIXED_GROUP!r}"
+                f" group behind a canary: {command} sends the oldest {CANARY_SIZE}, waits"
+                " until the service's group has processed them, and sends the rest only if"
+                " none of them failed again."
+            )
+            request = ReplayRequest(fixed_group, batch_size=500, canary=canary)
+            stopped = replay(settings, request, listener=_ReplayProgress(narrator))
+            narrator.replayed(stopped)
+            narrator.step(
+                f"The canary failed again: the service is still broken. Nothing more was sent;"
+                f" the {len(stopped.canary.refailed) if stopped.canary else 0} canary entries"
+                " are pending again, their new failure recorded as an attempt (`dlqctl show`)."
+            )
             projector.fixed = True
             handled_before = projector.handled
             narrator.step(
-                f"The bug is fixed (the projector now knows XBT). Replaying the"
-                f" {FIXED_GROUP!r} group: `dlqctl replay --error '{FIXED_GROUP}' --yes`"
+                f"The fix lands (the projector now knows XBT). The same command again: {command}"
             )
-            report = replay(settings, ReplayRequest(fixed_group, batch_size=500))
+            report = replay(settings, request, listener=_ReplayProgress(narrator))
             result.replay = report
             narrator.replayed(report)
             _wait_for(
@@ -260,8 +297,9 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
                 lambda: not thread.is_alive(),
             )
             narrator.step(
-                f"The service handled all {report.result.succeeded} replayed events. Final"
-                " counts (the other groups stay pending to explore):"
+                f"The canary passed and the rest followed: the service handled all"
+                f" {report.result.succeeded} replayed events. Final counts (the other groups"
+                " stay pending to explore):"
             )
             narrator.step("$ dlqctl stats")
             narrator.stats(compute_stats(settings, EntryFilter()))
@@ -269,19 +307,20 @@ def run_demo(narrator: DemoNarrator, *, keep: bool = False) -> DemoResult:
             consumer.stop()
             thread.join(30)
         if keep:
-            _record_kept(postgres, broker, settings)
-            result.exports = export_lines(settings)
+            kept_url = postgres.url_with_passfile()
+            _record_kept(postgres, broker, settings, kept_url)
+            result.exports = export_lines(settings, database_url=kept_url)
     return result
 
 
-def _record_kept(postgres: Any, broker: Any, settings: Settings) -> None:
+def _record_kept(postgres: Any, broker: Any, settings: Settings, database_url: str) -> None:
     """Write the state file `dlqctl demo --stop` reads."""
     processes = (
         KeptProcess.of("postgres", postgres.process.pid, signal.SIGINT, postgres.base_dir),
         KeptProcess.of("tansu", broker.process.pid, signal.SIGTERM, broker.base_dir),
     )
     exports = {
-        "DLQCTL_DATABASE_URL": settings.dsn,
+        "DLQCTL_DATABASE_URL": database_url,
         "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
     }
     DemoState(processes=processes, exports=exports).save()

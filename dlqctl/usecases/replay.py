@@ -7,6 +7,12 @@ report had no error → commit. Marking batch N (UPDATE + COMMIT, the slow part)
 with claiming and producing batch N+1 on a second connection; Kafka still sees the batches
 strictly in order, and nothing is marked before it was delivered, so a crash at any point
 can only cause a re-publish.
+
+The batches come from a claim source: the selection walked from its keyset cursor
+(``SelectionClaims``), or the entries of a plan by id (``PlanClaims``, usecases/plans.py).
+With a canary, the run first claims only the canary's entries, waits and checks them
+(``CanaryWatch``, usecases/canary.py), and goes on with the same source only if the
+canary passed: one run, one summary, one audit row.
 """
 
 from __future__ import annotations
@@ -19,19 +25,16 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from dlqctl.core.canary import CanaryMessage, CanaryOutcome, CanaryReport
 from dlqctl.core.errors import DlqctlError, Interrupted, UsageError
 from dlqctl.core.models import MatchCount, Status, WriteResult
 from dlqctl.core.replay import (
-    Headers,
     RateLimiter,
     ReplayPlan,
     ReplayReport,
     ReplayRequest,
     TopicCount,
     list_ids,
-    message_headers,
-    message_key,
-    message_value,
     missing_topic_error,
     resolve_topic,
     validate_topic_name,
@@ -49,15 +52,21 @@ from dlqctl.db.connection import (
     session,
 )
 from dlqctl.db.entries import resolve_ids, split_explicit_ids
-from dlqctl.kafka.producer import Deliveries, ReplayProducer, max_message_bytes
+from dlqctl.kafka.producer import (
+    Deliveries,
+    PositionedDeliveries,
+    ReplayProducer,
+    max_message_bytes,
+)
 from dlqctl.usecases.audit import audit_record, record_run
+from dlqctl.usecases.canary import CanaryWatch
+from dlqctl.usecases.claims import ClaimSource, SelectionClaims, row_message
+from dlqctl.usecases.plans import PlanClaims, check_plan, refuse_existing, write_plan
 
 APPLICATION_NAME = "dlqctl replay"
 # How many possibly oversized entries the preflight measures exactly.
 OVERSIZE_CHECK_ROWS = 1000
 
-
-Message = tuple[str, bytes | str, bytes | str | None, Headers]
 
 # Failure reasons of entries that were never sent, or sent and not marked.
 NO_TOPIC = (
@@ -70,21 +79,6 @@ NOT_MARKED = (
 )
 
 
-def _message(row: Sequence[Any], topic: str | None, topic_map: dict[str, str]) -> Message | None:
-    """(topic, key, value, headers) of the Kafka message for one claimed row (SPEC §5);
-    None when no target topic is known for it."""
-    consumer = row[q.CONSUMER]
-    target = resolve_topic(topic, row[q.SOURCE_TOPIC], consumer, topic_map)
-    if target is None:
-        return None
-    return (
-        target,
-        message_key(row[q.EVENT_KEY], row[q.EVENT_ID]),
-        message_value(row[q.EVENT_RAW], row[q.PAYLOAD]),
-        message_headers(row[q.EVENT_HEADERS], row[q.ID], consumer, row[q.RETRY_COUNT] + 1),
-    )
-
-
 def replay(
     settings: Settings,
     request: ReplayRequest,
@@ -95,30 +89,53 @@ def replay(
     """Replay the selected entries; ``stop`` ends the run cleanly after the in-flight batch."""
     listener = listener or SilentListener()
     stop = stop or threading.Event()
+    if request.plan_out is not None:
+        refuse_existing(request.plan_out)
     # Created before the first query: its connection and idempotent start-up (~0.5 s)
     # overlap with planning.
     producer = None if request.dry_run else ReplayProducer(settings)
     try:
         with session(settings.dsn, application_name=APPLICATION_NAME) as conn:
-            selection, explicit, ineligible = _select(conn, request)
-            max_bytes = (
-                producer.max_message_bytes
-                if producer
-                else max_message_bytes(settings.producer_config())
-            )
-            plan, selection = _plan(conn, selection, request, settings, max_bytes, ineligible)
+            source: ClaimSource
+            explicit: list[UUID] = []
+            if request.plan is not None:
+                plan = check_plan(conn, request.plan, full=request.dry_run)
+                source = PlanClaims(request.plan)
+            else:
+                selection, explicit, ineligible = _select(conn, request)
+                max_bytes = (
+                    producer.max_message_bytes
+                    if producer
+                    else max_message_bytes(settings.producer_config())
+                )
+                plan, selection = _plan(conn, selection, request, settings, max_bytes, ineligible)
+                source = SelectionClaims(selection, request.topic, settings.topic_map)
             conn.rollback()
             if producer is None:
                 listener.note("dry run: nothing is sent or changed (Kafka is not contacted)")
-                return _dry_run_report(plan)
+                report = _dry_run_report(plan)
+                if request.plan_out is not None:
+                    report.plan_file = write_plan(
+                        conn, selection, request, settings, request.plan_out
+                    )
+                    report.plan_path = request.plan_out
+                    report.result.extra["plan"] = report.plan_file.summary().to_json()
+                    report.result.extra["plan_file"] = str(request.plan_out)
+                return report
             for note in _preflight_topics(producer, plan):
                 listener.note(note)
             if stop.is_set():
                 raise Interrupted("interrupted before anything was sent; nothing changed")
             listener.confirm(plan)
-            run = ReplayRun(settings, conn, producer, selection, request, listener, stop)
+            run = ReplayRun(settings, conn, producer, source, request, listener, stop)
             result = run.execute(plan)
-            report = ReplayReport(result=result, plan=plan, error=run.error_line(result))
+            report = ReplayReport(
+                result=result,
+                plan=plan,
+                error=run.error_line(result),
+                canary=run.canary_report,
+                skips=tuple(run.skips()),
+            )
             _audit(conn, settings, report, explicit, request, listener)
             return report
     finally:
@@ -190,10 +207,12 @@ def _refuse_oversize(
     )
     too_big = []
     for row in rows:
-        message = _message(row, request.topic, settings.topic_map)
-        if message is None:
+        target = resolve_topic(
+            request.topic, row[q.SOURCE_TOPIC], row[q.CONSUMER], settings.topic_map
+        )
+        if target is None:
             continue  # no topic: refused separately, before this check
-        _, key, value, headers = message
+        _, key, value, headers = row_message(row, target)
         if wire_size(key, value, headers) > max_bytes:
             too_big.append(row[q.ID])
     if too_big:
@@ -209,12 +228,20 @@ def _dry_run_report(plan: ReplayPlan) -> ReplayReport:
     result = WriteResult(
         action="replay",
         dry_run=True,
-        matched=plan.total,
+        matched=plan.matched,
         succeeded=plan.total,
+        skipped=len(plan.plan_skips),
         ineligible=len(plan.ineligible),
         topics=plan.topics,
     )
-    return ReplayReport(result=result, plan=plan)
+    if plan.plan is not None:
+        result.extra["plan"] = plan.plan.to_json()
+        result.extra["skipped_entries"] = _skips_json(plan.plan_skips)
+    return ReplayReport(result=result, plan=plan, skips=plan.plan_skips)
+
+
+def _skips_json(skips: Sequence[tuple[UUID, str]]) -> list[dict[str, str]]:
+    return [{"dlq_id": str(dlq_id), "reason": reason} for dlq_id, reason in skips]
 
 
 def _preflight_topics(producer: ReplayProducer, plan: ReplayPlan) -> list[str]:
@@ -253,7 +280,7 @@ class ReplayRun:
         settings: Settings,
         conn: Connection,
         producer: ReplayProducer,
-        selection: q.Selection,
+        source: ClaimSource,
         request: ReplayRequest,
         listener: RunListener[ReplayPlan],
         stop: threading.Event,
@@ -262,7 +289,7 @@ class ReplayRun:
         self.target = describe_target(settings.dsn)
         self.conn = conn
         self.producer = producer
-        self.selection = selection
+        self.source = source
         self.request = request
         self.listener = listener
         self.stop = stop
@@ -275,6 +302,12 @@ class ReplayRun:
         self.unavailable: str | None = None  # Kafka stopped acknowledging
         self.database_error: str | None = None  # claiming or marking failed
         self.interrupted = False
+        self.exhausted = False  # the source has nothing more
+        self._turn = 0
+        self.watch = (
+            CanaryWatch(settings, request.canary, listener, stop) if request.canary else None
+        )
+        self.canary_report: CanaryReport | None = None
 
     def execute(self, plan: ReplayPlan) -> WriteResult:
         self.listener.started(plan.total)
@@ -282,19 +315,30 @@ class ReplayRun:
             second = connect(self.settings.dsn, application_name=APPLICATION_NAME)
             try:
                 with ThreadPoolExecutor(1, thread_name_prefix="dlqctl-mark") as marker:
-                    self._batches([self.conn, second], marker)
+                    conns = [self.conn, second]
+                    if self.watch is None or self._canary(conns, marker):
+                        self._batches(conns, marker, self.request.limit)
             finally:
                 second.close()
+        elif self.watch is not None:
+            self.canary_report = self.watch.report([], processed=True)
         # Skipped: selected when the run was planned but not attempted by it (held or
-        # changed by another run, or not reached after an interrupt or a failure).
+        # changed by another run, or not reached after an interrupt, a failure or a canary
+        # that did not pass).
         attempted = self.succeeded + len(self.failures)
-        skipped = max(0, plan.total - attempted)
+        skipped = max(0, plan.matched - attempted)
         if self.interrupted:
             outcome = "interrupted"
-        elif self.unavailable or self.database_error or self.failures:
+        elif self.unavailable or self.database_error or self.failures or self._canary_failed():
             outcome = "failed"
         else:
             outcome = "ok"
+        extra: dict[str, Any] = {}
+        if self.canary_report is not None:
+            extra["canary"] = self.canary_report.to_json()
+        if plan.plan is not None:
+            extra["plan"] = plan.plan.to_json()
+            extra["skipped_entries"] = _skips_json(self.skips())
         return WriteResult(
             action="replay",
             dry_run=False,
@@ -306,15 +350,68 @@ class ReplayRun:
             failures=self.failures,
             topics=dict(sorted(self.topics.items())),
             outcome=outcome,
+            extra=extra,
         )
 
-    def _batches(self, conns: list[Connection], marker: ThreadPoolExecutor) -> None:
-        query, params = q.claim_sql(self.selection)
+    def skips(self) -> list[tuple[UUID, str]]:
+        """Entries the run skipped with a reason (a plan run's changed or held entries)."""
+        return list(self.source.skips) if isinstance(self.source, PlanClaims) else []
+
+    def _canary_failed(self) -> bool:
+        report = self.canary_report
+        return report is not None and report.outcome is not CanaryOutcome.PASSED
+
+    def _canary(self, conns: list[Connection], marker: ThreadPoolExecutor) -> bool:
+        """Send the canary, wait, check; whether the run may go on with the rest."""
+        watch = self.watch
+        assert watch is not None and self.request.canary is not None
+        size = self.request.canary.size
+        if self.request.limit is not None:
+            size = min(size, self.request.limit)
+        self.listener.note(f"canary: replaying the first {size} entries")
+        self._batches(conns, marker, size, watch)
+        if self.interrupted or self.unavailable or self.database_error or self.failures:
+            # What was sent and marked may already have failed again.
+            refailed = self._refailed(watch) if watch.size and not self.database_error else []
+            self.canary_report = watch.report(refailed, processed=False)
+            return False
+        processed = watch.wait()
+        if self.stop.is_set():
+            self.interrupted = True
+        refailed = self._refailed(watch)
+        checked = self.database_error is None
+        self.canary_report = watch.report(refailed, processed=processed and checked)
+        rest = not self.exhausted and (
+            self.request.limit is None or self.claimed < self.request.limit
+        )
+        if self.database_error is None:
+            self.listener.note(watch.verdict_note(self.canary_report, rest))
+        return (
+            self.canary_report.outcome is CanaryOutcome.PASSED
+            and not self.interrupted
+            and self.database_error is None
+        )
+
+    def _refailed(self, watch: CanaryWatch) -> list[UUID]:
+        try:
+            with batch_errors(self.target):
+                return watch.refailed(self.conn)
+        except DlqctlError as exc:
+            self.database_error = exc.message
+            return []
+
+    def _batches(
+        self,
+        conns: list[Connection],
+        marker: ThreadPoolExecutor,
+        limit: int | None,
+        watch: CanaryWatch | None = None,
+    ) -> None:
+        """Claim, publish and mark batches until the source is done or ``limit`` entries
+        were claimed; every mark is settled on return. ``watch``: the batches are the
+        canary's."""
         size = self.request.effective_batch_size()
-        limit = self.request.limit
-        cursor: tuple[Any, str] = (q.START_AT, q.START_ID)
         marking: tuple[Future[None], list[tuple[str, str]]] | None = None
-        turn = 0
         try:
             while not self.unavailable and not self.database_error:
                 if self.stop.is_set():
@@ -323,19 +420,24 @@ class ReplayRun:
                 want = size if limit is None else min(size, limit - self.claimed)
                 if want <= 0:
                     break
-                conn = conns[turn % 2]
-                turn += 1
+                conn = conns[self._turn % 2]
+                self._turn += 1
                 try:
                     with batch_errors(self.target):
-                        batch = q.claim_batch(conn, query, params, cursor, want)
+                        rows = self.source.claim(conn, want)
+                        if rows is not None and watch is not None:
+                            watch.before_send(conn, rows)
                 except DlqctlError as exc:
                     self.database_error = exc.message
                     break
-                if not batch.rows:
+                if rows is None:
                     conn.rollback()
+                    self.exhausted = True
                     break
-                cursor = batch.cursor
-                delivered = self._publish(batch.rows)
+                deliveries = Deliveries() if watch is None else PositionedDeliveries()
+                delivered = self._publish(rows, deliveries)
+                if watch is not None:
+                    self._record_canary(watch, rows, delivered, deliveries)
                 # The previous batch's commit must be done before this one's mark starts
                 # (one marker thread, and the order of commits follows the batches).
                 if marking is not None and not self._settle(*marking):
@@ -352,6 +454,32 @@ class ReplayRun:
             if marking is not None:
                 self._settle(*marking)
 
+    def _record_canary(
+        self,
+        watch: CanaryWatch,
+        rows: list[tuple[Any, ...]],
+        delivered: list[tuple[str, str]],
+        deliveries: Deliveries,
+    ) -> None:
+        assert isinstance(deliveries, PositionedDeliveries)
+        topics = dict(delivered)
+        for index, (partition, offset) in sorted(deliveries.positions.items()):
+            row = rows[index]
+            topic = topics.get(row[q.ID])
+            if topic is None:
+                continue
+            watch.sent(
+                CanaryMessage(
+                    dlq_id=UUID(row[q.ID]),
+                    consumer=row[q.CONSUMER],
+                    event_id=UUID(row[q.EVENT_ID]),
+                    attempt=row[q.RETRY_COUNT] + 1,
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                )
+            )
+
     def _settle(self, marking: Future[None], delivered: list[tuple[str, str]]) -> bool:
         """Wait for a batch's mark; count it replayed, or (database failure) failed."""
         try:
@@ -364,11 +492,11 @@ class ReplayRun:
         self.topics.update(topic for _, topic in delivered)
         return True
 
-    def _publish(self, rows: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
+    def _publish(
+        self, rows: list[tuple[Any, ...]], deliveries: Deliveries
+    ) -> list[tuple[str, str]]:
         """Produce the claimed rows, wait for their reports; (id, topic) of those delivered."""
-        producer, stop, limiter = self.producer, self.stop, self.limiter
-        override, topic_map = self.request.topic, self.settings.topic_map
-        deliveries = Deliveries()
+        producer, stop, limiter, source = self.producer, self.stop, self.limiter, self.source
         report = deliveries.report
         sent: list[tuple[int, str, str]] = []
         for index, row in enumerate(rows):
@@ -379,7 +507,7 @@ class ReplayRun:
                 limiter.pace()
             if stop.is_set():
                 continue  # interrupted: the rest of the batch is released unsent
-            message = _message(row, override, topic_map)
+            message = source.message(row)
             if message is None:
                 self.failures.append((UUID(row[q.ID]), NO_TOPIC))
                 self.attempted += 1
@@ -420,10 +548,16 @@ class ReplayRun:
 
     def error_line(self, result: WriteResult) -> str | None:
         """One line on stderr saying why the run failed or stopped, or None."""
+        canary = self.canary_report
         if result.outcome == "interrupted":
+            during = ""
+            if canary is not None and canary.outcome is not CanaryOutcome.PASSED:
+                during = " during the canary; nothing more was sent"
+                if canary.refailed:
+                    during += f" ({len(canary.refailed)} canary entries had failed again)"
             return (
-                f"interrupted: {result.succeeded} entries replayed, {result.failed} failed,"
-                f" {result.skipped} not attempted (they stay as they were)"
+                f"interrupted{during}: {result.succeeded} entries replayed, {result.failed}"
+                f" failed, {result.skipped} not attempted (they stay as they were)"
             )
         if self.database_error:
             unmarked = sum(1 for _, reason in result.failures if reason == NOT_MARKED)
@@ -443,9 +577,26 @@ class ReplayRun:
                 " command when the brokers are back"
             )
         if result.failed:
+            stopped = ""
+            if canary is not None and canary.outcome is not CanaryOutcome.PASSED:
+                stopped = f"; the canary did not pass: {result.skipped} entries were not sent"
             return (
                 f"{result.failed} of {result.failed + result.succeeded} entries were not"
-                " replayed (reasons listed with the failures); they stay as they were"
+                f" replayed (reasons listed with the failures); they stay as they were{stopped}"
+            )
+        if canary is not None and canary.outcome is CanaryOutcome.REFAILED:
+            return (
+                f"canary: {len(canary.refailed)} of {canary.size} replayed entries failed again"
+                f" ({list_ids([str(i) for i in canary.refailed])}); nothing more was sent"
+                f" ({result.skipped} entries not attempted) — they are pending again: fix the"
+                " cause, then rerun the same command"
+            )
+        if canary is not None and canary.outcome is CanaryOutcome.NOT_PROCESSED:
+            assert self.watch is not None
+            return (
+                f"canary: {self.watch.not_processed_reason()}; nothing more was sent"
+                f" ({result.skipped} entries not attempted) — check that the group consumes"
+                " the topic, then rerun the same command (or raise --canary-wait)"
             )
         return None
 
@@ -467,10 +618,17 @@ def _audit(
                 ("rate", request.rate),
                 ("batch_size", request.batch_size),
                 ("limit", request.limit),
+                ("canary", request.canary.to_json() if request.canary else None),
             )
             if v is not None
         },
     }
+    if report.canary is not None:
+        details["canary"] = report.canary.to_json()
+    if report.plan.plan is not None:
+        details["plan"] = report.plan.plan.to_json()
+        if report.skips:
+            details["skipped_entries"] = _skips_json(report.skips)
     if report.error:
         details["error"] = report.error
     record = audit_record(

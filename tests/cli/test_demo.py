@@ -28,7 +28,11 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_behind() -> None:
     assert DEMO_CONSUMER in result.stdout
     assert "unknown currency <str> in order <n>" in result.stdout
     assert "\x1b[" not in result.stdout + result.stderr
-    assert "Replaying the 'unknown currency' group" in result.stderr
+    assert "Replaying the 'unknown currency' group behind a canary" in result.stderr
+    # The loop: a canary into the still broken service stops, the fixed one lets the rest go.
+    assert "canary: 3 of 3 entries failed again" in result.stderr
+    assert "canary passed: none of the 3 entries failed again; replaying the rest" in result.stderr
+    assert "refailed" in result.stdout and "passed" in result.stdout
     assert "Traceback" not in result.stderr
     assert wait_gone(server_pids(marker)) == set()
 
@@ -49,12 +53,14 @@ def test_keep_then_stop(tmp_path: Path) -> None:
         assert {"DLQCTL_DATABASE_URL", "DLQCTL_KAFKA_BOOTSTRAP_SERVERS"} <= set(env)
         started = server_pids(marker)
         assert len(started) == 2
-        # Other local users cannot walk into the kept server: TCP needs the password.
+        # Other local users cannot walk into the kept server: TCP needs the password, which
+        # is in a private passfile, never in the printed lines.
         info = conninfo_to_dict(env["DLQCTL_DATABASE_URL"])
-        assert info.get("password")
-        without = {k: v for k, v in info.items() if k != "password"}
+        assert not info.get("password") and info.get("passfile")
+        assert Path(info["passfile"]).stat().st_mode & 0o077 == 0
+        without = {k: v for k, v in info.items() if k != "passfile"}
         with pytest.raises(psycopg.OperationalError, match="password"):
-            psycopg.connect(**without, connect_timeout=5).close()
+            psycopg.connect(**without, passfile="/dev/null", connect_timeout=5).close()
         # The kept services answer from "another shell".
         stats = run_dlqctl_process("stats", "-o", "json", env=env)
         assert stats.returncode == 0, stats.stderr

@@ -85,6 +85,8 @@ def test_replay_by_filter_publishes_the_exact_messages_and_marks_them(
         "skipped": 0,
         "ineligible": 0,
         "failures": [],
+        "outcome": "ok",
+        "error": None,
         "topics": {topic: 2},
     }
     first, second = sorted(read_topic(bootstrap, topic, 2), key=lambda m: m.offset)
@@ -296,6 +298,8 @@ def test_dry_run_reports_per_consumer_and_topic_and_changes_nothing(
         "skipped": 0,
         "ineligible": 0,
         "failures": [],
+        "outcome": "ok",
+        "error": None,
         "topics": {mapped: 2, topic: 1},
     }
     assert as_table.exit_code == 0, as_table.output
@@ -333,6 +337,13 @@ def test_refused_without_yes_off_a_terminal(
         ["--topic", "has space"],
         ["--topic", ""],
         ["--since", "yesterday"],
+        ["--canary", "0"],
+        ["--canary", "some"],
+        ["--canary-group", "g"],
+        ["--canary-wait", "1m"],
+        ["--canary", "2", "--canary-wait", "soon"],
+        ["--canary", "2", "--canary-wait", "0s"],
+        ["--canary", "2", "--canary-group", " "],
     ],
 )
 def test_garbage_options_exit_2(args: list[str], cli: Any) -> None:
@@ -383,3 +394,30 @@ def test_entries_held_by_another_transaction_are_skipped_not_failed(
     assert (summary["matched"], summary["succeeded"], summary["skipped"]) == (5, 4, 1)
     assert sorted(dlq_ids_on(bootstrap, topic, 4)) == sorted(ids[:2] + ids[3:])
     assert rows_by_id(conn)[ids[2]]["status"] == "pending"
+
+
+def test_canary_options_name_what_is_wrong(cli: Any) -> None:
+    env = {"DLQCTL_DATABASE_URL": "postgresql://x@/y"}
+    result = cli("replay", "--canary-group", "g", "--yes", env=env)
+    assert result.exit_code == 2
+    assert "'--canary-group': goes only with --canary N" in result.stderr
+    result = cli("replay", "--canary", "3", "--canary-wait", "soon", "--yes", env=env)
+    assert result.exit_code == 2
+    assert "'--canary-wait': 'soon' is not a duration such as 30s" in result.stderr
+
+
+def test_a_canary_run_shows_the_canary_in_its_summary_table(
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    insert_entries(conn, [entry(source_topic=topic) for _ in range(3)])
+
+    result = cli("replay", "--canary", "1", "--canary-wait", "1s", "--yes", env=cli_env(bootstrap))
+
+    assert result.exit_code == 0, result.output
+    assert "canary: replaying the first 1 entries" in result.stderr
+    assert "waiting 1s (no --canary-group)" in result.stderr
+    assert "canary passed: none of the 1 entries failed again; replaying the rest" in result.stderr
+    assert "outcome" in result.stdout and "passed" in result.stdout
+    assert {r["status"] for r in rows_by_id(conn).values()} == {"replayed"}

@@ -317,3 +317,50 @@ def test_interrupt_before_the_first_message_changes_nothing(
     assert caught.value.exit_code == 130
     assert replayed_ids(conn) == set()
     assert audit_rows(conn) == []
+
+
+def test_ctrl_c_during_the_canary_wait_exits_130_with_nothing_more_sent(
+    conn: Any, cli_env: CliEnv, broker: Any
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(6)])
+    group = unique_name("nobody")
+    proc = start_dlqctl(
+        "replay",
+        "--yes",
+        "--canary",
+        "2",
+        "--canary-group",
+        group,
+        "--canary-wait",
+        "10m",
+        "-o",
+        "json",
+        env=cli_env(bootstrap),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: list[str] = []
+    with proc, proc.stdout, proc.stderr:
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
+        reader.start()
+        wait_for(lambda: any("waiting up to 10m" in line for line in lines), proc)
+
+        proc.send_signal(signal.SIGINT)
+        stdout = proc.stdout.read()
+        proc.wait(60)
+        reader.join(10)
+
+    assert proc.returncode == 130, lines
+    assert any(f"consumer group {group!r}" in line for line in lines)
+    assert any(
+        line.startswith("interrupted during the canary; nothing more was sent") for line in lines
+    ), lines
+    summary = parse_json(stdout)
+    assert summary["canary"] == {"size": 2, "refailed": [], "outcome": "not-processed"}
+    assert (summary["succeeded"], summary["skipped"]) == (2, 4)
+    assert replayed_ids(conn) == set(ids[:2])
+    assert sorted(dlq_ids_on(bootstrap, topic, 2)) == sorted(ids[:2])
+    (audit,) = audit_rows(conn)
+    assert audit["outcome"] == "interrupted"
+    assert audit["details"]["canary"]["outcome"] == "not-processed"

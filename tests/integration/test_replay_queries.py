@@ -200,3 +200,51 @@ def test_compact_json_of_jsonb_is_json_without_whitespace(conn: Any, value: Any)
     reparsed = json.loads(compact)
     assert reparsed == value
     assert compact == json.dumps(reparsed, ensure_ascii=False, separators=(",", ":"))
+
+
+def _scans(nodes: list[dict[str, Any]], relation: str) -> list[dict[str, Any]]:
+    return [n for n in nodes if n.get("Relation Name") == relation]
+
+
+def test_plan_claims_and_canary_checks_read_their_indexes(big_table: Any) -> None:
+    """Plans claim by primary key; the canary's checks read dlq by event_id and dlq_attempts
+    by dlq_id: no sequential scan of either table."""
+    rows = big_table.execute("SELECT dlq_id, event_id FROM dlq ORDER BY failed_at LIMIT 50")
+    sample = rows.fetchall()
+    ids = [r["dlq_id"] for r in sample]
+    big_table.execute(
+        "INSERT INTO dlq_attempts (dlq_id, attempt, error_message, source_topic,"
+        " source_partition, source_offset)"
+        " SELECT dlq_id, 1, 'again', 't', 0, n FROM dlq, generate_series(1, 2) AS n"
+    )
+    big_table.execute("ANALYZE dlq_attempts")
+    columns = q._PLAN_COLUMNS.format(columns=q._MESSAGE_COLUMNS.format(t="dlq"), t="dlq")
+    for template in (q._CLAIM_BY_IDS, q._ROWS_BY_IDS):
+        query = psycopg.sql.SQL(template).format(columns=psycopg.sql.SQL(columns))
+        (scan,) = _scans(_explain(big_table, query, {"ids": ids}), "dlq")
+        assert scan["Node Type"] in ("Index Scan", "Bitmap Heap Scan"), scan
+        assert scan["Actual Rows"] == 50
+    nodes = _explain(big_table, q._SAME_EVENTS, {"event_ids": [r["event_id"] for r in sample]})
+    assert {n["Node Type"] for n in _scans(nodes, "dlq")} <= {"Index Scan", "Bitmap Heap Scan"}
+    assert any(n.get("Index Name") == "idx_dlq_event_id" for n in nodes), nodes
+    nodes = _explain(big_table, q._ATTEMPTS, {"ids": ids})
+    assert {n["Node Type"] for n in _scans(nodes, "dlq_attempts")} <= {
+        "Index Scan",
+        "Index Only Scan",
+        "Bitmap Heap Scan",
+    }
+    assert any(n.get("Index Name") == "uq_dlq_attempts_source_message" for n in nodes), nodes
+
+
+def test_plan_rows_walk_the_selection_without_locks(conn: Any, db_url: str) -> None:
+    ids = insert_entries(
+        conn, [entry(failed_at=BASE_TIME + timedelta(seconds=i)) for i in range(5)]
+    )
+    selection = q.Selection(EntryFilter(statuses=(Status.PENDING, Status.DISCARDED)))
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM dlq WHERE dlq_id = %s FOR UPDATE", (ids[1],))
+        with psycopg.connect(db_url) as reader:
+            first = q.plan_rows(reader, selection, (q.START_AT, q.START_ID), 3)
+            rest = q.plan_rows(reader, selection, (first[-1][q.FAILED_AT], first[-1][q.ID]), 3)
+    assert [r[q.ID] for r in first + rest] == [str(i) for i in ids]  # the held one too
+    assert {r[q.STATUS] for r in first + rest} == {"pending"}

@@ -169,7 +169,7 @@ def test_one_line_collapses_whitespace_and_shortens() -> None:
     assert one_line("x" * 600, limit=10) == "x" * 9 + "…"
 
 
-@pytest.mark.parametrize("name", ["", "  ", "x" * 256, "a\x00b"])
+@pytest.mark.parametrize("name", ["", "  ", "x" * 256, "a\x00b", "a\udcffb", "\ud800"])
 def test_consumer_names_the_table_cannot_hold_are_refused(name: str) -> None:
     with pytest.raises(ValueError):
         check_consumer_name(name)

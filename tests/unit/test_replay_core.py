@@ -109,6 +109,27 @@ def test_key_and_value_prefer_the_recorded_originals() -> None:
         message_value(None, None)
 
 
+def test_an_edit_replaces_the_value_and_the_headers_and_only_those() -> None:
+    assert message_value(b"orig", None, b"edited") == b"edited"
+    assert message_value(None, '{"a": 1}', b"") == b""
+    assert message_value(None, '{"_dlqctl_tombstone": true}', b"{}") == b"{}"
+    assert message_value(b"orig", None, None) == b"orig"
+    stored = [["trace", base64.b64encode(b"t1").decode()]]
+    edited = [["dlq-id", base64.b64encode(b"x").decode()], ["fixed", None]]
+    assert message_headers(stored, "i", "c", 2, edited) == [
+        ("fixed", None),
+        ("dlq-id", "i"),
+        ("dlq-consumer", "c"),
+        ("dlq-retry-count", "2"),
+    ]
+    # An edit that removed every header: only ours.
+    assert message_headers(stored, "i", "c", 2, []) == [
+        ("dlq-id", "i"),
+        ("dlq-consumer", "c"),
+        ("dlq-retry-count", "2"),
+    ]
+
+
 def test_a_stored_tombstone_replays_as_a_null_value() -> None:
     assert message_value(None, '{"_dlqctl_tombstone": true}') is None
     # Recorded bytes that happen to look like the marker are an ordinary value.

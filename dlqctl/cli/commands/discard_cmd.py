@@ -25,7 +25,6 @@ from dlqctl.cli.options import (
 )
 from dlqctl.cli.signals import stop_on_signals
 from dlqctl.core.cleanup import DiscardRequest
-from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
 from dlqctl.core.runs import RunPlan
 
 
@@ -59,7 +58,7 @@ def discard(
     """
     # Lazy (Rich, psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
     from dlqctl.cli.output.progress import RunConsole
-    from dlqctl.cli.output.writes import render_cleanup_result
+    from dlqctl.cli.output.writes import end_cleanup_run, render_cleanup_result
     from dlqctl.usecases.cleanup import discard as run_discard
 
     entry_filter = build_entry_filter(
@@ -82,5 +81,4 @@ def discard(
     ):
         result = run_discard(settings, request, listener=console, stop=stop)
     render_cleanup_result(result, output.value)
-    if result.write.outcome == "interrupted":
-        raise RunEnded(EXIT_INTERRUPTED)
+    end_cleanup_run(result)

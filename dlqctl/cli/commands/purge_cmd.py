@@ -24,7 +24,6 @@ from dlqctl.cli.options import (
 )
 from dlqctl.cli.signals import stop_on_signals
 from dlqctl.core.cleanup import DEFAULT_PURGE_BATCH, MAX_BATCH, PurgeRequest
-from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
 from dlqctl.core.models import Status
 from dlqctl.core.runs import RunPlan
 from dlqctl.core.timeparse import DURATION_HELP
@@ -89,9 +88,8 @@ def purge(
     Example: dlqctl purge --older-than 30d --yes --quiet
     """
     # Lazy (Rich, psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
-    from dlqctl.cli.output.console import note
     from dlqctl.cli.output.progress import RunConsole
-    from dlqctl.cli.output.writes import render_cleanup_result
+    from dlqctl.cli.output.writes import end_cleanup_run, render_cleanup_result
     from dlqctl.usecases.cleanup import purge as run_purge
 
     entry_filter = build_entry_filter(
@@ -122,14 +120,6 @@ def purge(
         RunConsole("deleting", confirm=ask, show=not quiet) as console,
     ):
         result = run_purge(settings, request, listener=console, stop=stop)
-    interrupted = result.write.outcome == "interrupted"
-    if quiet and output is SummaryFormat.TABLE:
-        if interrupted:
-            note(
-                f"purge interrupted: {result.write.succeeded} entries deleted,"
-                f" {result.write.skipped} left"
-            )
-    else:
+    if not (quiet and output is SummaryFormat.TABLE):
         render_cleanup_result(result, output.value)
-    if interrupted:
-        raise RunEnded(EXIT_INTERRUPTED)
+    end_cleanup_run(result)

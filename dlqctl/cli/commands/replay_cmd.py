@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,10 +24,11 @@ from dlqctl.cli.options import (
     YesOpt,
     bad,
     build_entry_filter,
+    parse_duration_option,
 )
 from dlqctl.cli.signals import stop_on_signals
 from dlqctl.core.errors import EXIT_INTERRUPTED, RunEnded
-from dlqctl.core.replay import ReplayPlan, ReplayRequest
+from dlqctl.core.replay import ReplayRequest
 
 MAX_BATCH_SIZE = 10_000
 
@@ -69,6 +71,57 @@ def replay(
             "--limit", min=1, help="At most this many entries, oldest first.", show_default=False
         ),
     ] = None,
+    canary: Annotated[
+        int | None,
+        typer.Option(
+            "--canary",
+            min=1,
+            metavar="N",
+            help="Replay the first N entries, wait, and send the rest only if none of them"
+            " failed again (exit 1 otherwise).",
+            show_default=False,
+        ),
+    ] = None,
+    canary_group: Annotated[
+        str | None,
+        typer.Option(
+            "--canary-group",
+            metavar="GROUP",
+            help="With --canary: wait until this consumer group has committed past every"
+            " canary message (at most --canary-wait).",
+            show_default=False,
+        ),
+    ] = None,
+    canary_wait: Annotated[
+        str | None,
+        typer.Option(
+            "--canary-wait",
+            metavar="DURATION",
+            help="With --canary: how long to wait (for the group, or before checking"
+            " without one), e.g. 30s or 5m. [default: 2m]",
+            show_default=False,
+        ),
+    ] = None,
+    plan_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan-out",
+            metavar="FILE",
+            help="With --dry-run: write the selection to FILE as a plan to review and replay"
+            " later with --plan (never overwrites a file).",
+            show_default=False,
+        ),
+    ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            metavar="FILE",
+            help="Replay exactly the entries of this plan, to the topics it names; entries"
+            " changed since it was made are skipped.",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     output: SummaryOutputOpt = SummaryFormat.TABLE,
@@ -79,14 +132,17 @@ def replay(
     first, and publishes each to --topic, else the topic it was consumed from, else the
     consumer's topic in DLQCTL_TOPIC_MAP. An entry becomes replayed only after the broker
     acknowledged it; failed ones stay as they were (exit 1). Ctrl-C stops after the
-    in-flight batch (exit 130).
+    in-flight batch (exit 130). --canary N sends N first and stops if any fails again;
+    --dry-run --plan-out FILE freezes the selection for review, --plan FILE replays it.
 
-    Example: dlqctl replay -c orders --error "timed out" --since 2h --yes
+    Example: dlqctl replay -c orders --error "timed out" --since 2h --canary 5 --yes
     """
     # Lazy (Rich, psycopg, confluent_kafka): importing the CLI stays cheap; see test_startup.py.
     from dlqctl.cli.output.console import note
     from dlqctl.cli.output.progress import RunConsole
-    from dlqctl.cli.output.writes import render_routes, render_write_result
+    from dlqctl.cli.output.replay import render_plan_details, render_replay_report
+    from dlqctl.core.canary import DEFAULT_CANARY_WAIT, Canary
+    from dlqctl.usecases.plans import load_plan
     from dlqctl.usecases.replay import replay as run_replay
 
     entry_filter = build_entry_filter(
@@ -102,23 +158,44 @@ def replay(
         raise bad("--rate", "must be a positive number of messages per second")
     if topic is not None and not topic.strip():
         raise bad("--topic", "must not be empty")
-
-    def routes(plan: ReplayPlan) -> None:
-        render_routes(plan.routes)
-
-    ask = confirm_run(verb="replay", has_ids=bool(ids), dry_run=dry_run, yes=yes, details=routes)
-    settings = app_state(ctx).settings()
-    request = ReplayRequest(
-        entry_filter, topic=topic, rate=rate, batch_size=batch_size, limit=limit, dry_run=dry_run
+    if canary is None:
+        for name, value in (("--canary-group", canary_group), ("--canary-wait", canary_wait)):
+            if value is not None:
+                raise bad(name, "goes only with --canary N")
+    if canary_group is not None and not canary_group.strip():
+        raise bad("--canary-group", "must not be empty")
+    wait_text = None if canary_wait is None else canary_wait.strip()
+    wait = (
+        DEFAULT_CANARY_WAIT
+        if wait_text is None
+        else parse_duration_option("--canary-wait", wait_text)
     )
+    frozen = load_plan(plan) if plan is not None else None
+    # Checks the combinations (--plan with filters, --plan-out without --dry-run, …).
+    request = ReplayRequest(
+        entry_filter,
+        topic=topic,
+        rate=rate,
+        batch_size=batch_size,
+        limit=limit,
+        dry_run=dry_run,
+        canary=None
+        if canary is None
+        else Canary(size=canary, group=canary_group, wait=wait, wait_text=wait_text),
+        plan=frozen,
+        plan_out=plan_out,
+    )
+    ask = confirm_run(
+        verb="replay", has_ids=bool(ids), dry_run=dry_run, yes=yes, details=render_plan_details
+    )
+    settings = app_state(ctx).settings()
     with (
         stop_on_signals() as stop,
         RunConsole("replaying", confirm=ask, with_rate=True) as console,
     ):
         report = run_replay(settings, request, listener=console, stop=stop)
-    if dry_run and output is SummaryFormat.TABLE and report.plan.routes:
-        render_routes(report.plan.routes, to_stdout=True)
-    render_write_result(report.result, output.value)
+    report.result.error = report.error  # the summary says why the run failed or stopped
+    render_replay_report(report, output.value)
     interrupted = report.exit_code == EXIT_INTERRUPTED
     if interrupted and report.error:
         note(report.error)  # what the interrupted run did: part of the summary, not an error

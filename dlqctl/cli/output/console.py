@@ -5,10 +5,12 @@ Rich turns colour off when the stream is not a terminal and honours NO_COLOR.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -17,14 +19,28 @@ from rich.text import Text
 from dlqctl.core.timeparse import humanize_age
 
 
+class _Console(Console):
+    """A Console that leaves a closed pipe to the CLI's boundary (exit 141, quietly) instead
+    of exiting 1 itself. Every console of the CLI is one (``new_console``)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def new_console(**options: Any) -> Console:
+    """A Rich console with the CLI's handling of a closed pipe."""
+    return _Console(**options)
+
+
 @functools.cache
 def _consoles() -> tuple[Console, Console]:
     # stderr=True makes Rich look up sys.stderr at write time (our scrubbing stream).
     # Rich's own NO_COLOR support keeps bold and dim; no colour system means no escape
     # codes at all.
     if os.environ.get("NO_COLOR"):
-        return Console(color_system=None), Console(stderr=True, color_system=None)
-    return Console(), Console(stderr=True)
+        return _Console(color_system=None), _Console(stderr=True, color_system=None)
+    return _Console(), _Console(stderr=True)
 
 
 def out() -> Console:

@@ -6,8 +6,8 @@ from rich.text import Text
 
 from dlqctl.cli.output.console import err, utc_now
 from dlqctl.cli.output.entries import render_entries, render_entry
+from dlqctl.cli.output.replay import render_replay_report
 from dlqctl.cli.output.stats import render_stats
-from dlqctl.cli.output.writes import render_write_result
 from dlqctl.core.models import DlqEntry, DlqStats, EntryPage
 from dlqctl.core.replay import ReplayReport
 
@@ -30,4 +30,7 @@ class DemoConsole:
         render_entry(entry, utc_now())
 
     def replayed(self, report: ReplayReport) -> None:
-        render_write_result(report.result, "table")
+        render_replay_report(report, "table")
+
+    def progress(self, text: str) -> None:
+        err().print(Text("  " + text, style="dim"), soft_wrap=True)

@@ -16,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dlqctl.cli.output.console import out, when
+from dlqctl.cli.output.console import new_console, out, when
 from dlqctl.core.models import DlqEntry, compact_json
 from dlqctl.core.text import one_line
 
@@ -94,7 +94,7 @@ def _listing_console() -> Console:
     console = out()
     if console.is_terminal or os.environ.get("COLUMNS"):
         return console
-    return Console(width=PIPED_TABLE_WIDTH, color_system=None)
+    return new_console(width=PIPED_TABLE_WIDTH, color_system=None)
 
 
 def render_entries(

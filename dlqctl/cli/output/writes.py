@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from dlqctl.cli.output.console import err, key_value_table, note, out
 from dlqctl.cli.output.machine import print_json
+from dlqctl.core.errors import RunEnded
 from dlqctl.core.models import CleanupResult, MatchCount, WriteResult, iso_utc
 from dlqctl.core.replay import TopicCount
 
@@ -60,6 +61,17 @@ def render_write_result(result: WriteResult, output: str) -> None:
         err().print(f"… and {more} more failures (use -o json for all)")
 
 
+def end_cleanup_run(result: CleanupResult) -> None:
+    """After the summary: a run that failed ends with its error line (exit 1), an
+    interrupted one says what it did (exit 130)."""
+    if not result.exit_code:
+        return
+    if result.write.outcome == "interrupted":
+        note(result.write.error or "interrupted")
+        raise RunEnded(result.exit_code)
+    raise RunEnded(result.exit_code, result.write.error)
+
+
 def render_cleanup_result(result: CleanupResult, output: str) -> None:
     """discard / purge: the dry-run breakdown and the write summary, or one JSON object."""
     if not result.audit_recorded:
@@ -91,7 +103,7 @@ def render_cleanup_result(result: CleanupResult, output: str) -> None:
             f"not pending or not matching the filters (left alone): {shown}"
             + (f" … and {more} more" if more > 0 else "")
         )
-    if result.write.skipped:
+    if result.write.skipped and result.write.outcome == "ok":
         note(
             f"{result.write.skipped} entries were skipped: another run (a replay) held them,"
             " or they changed while this ran"
