@@ -502,7 +502,7 @@ def stats(dsn: str, rows: int, repeat: int) -> tuple[list[ResultTable], dict[str
         "The fingerprint backfill, and a writer inserting one row every 5 ms meanwhile",
         ["", "rows", "seconds", "rows/s", "insert p50", "insert p99", "insert max"],
         notes=[
-            "The backfill: batches of 1,000 rows along the primary key, each one short"
+            "The backfill: batches of 1,000 rows per status in stored order, each one short"
             " transaction that locks only rows without a fingerprint, SKIP LOCKED. Rows the"
             " writer inserted behind the walk are left for the next run, measured after the"
             " writer stopped. The VACUUM that follows (autovacuum's job on a live system) is"
