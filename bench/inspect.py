@@ -52,7 +52,6 @@ from dlqctl.db.entries import all_consumers, count_matches_query
 from dlqctl.db.filters import build_filter, fence_plans
 from dlqctl.db.inspect_queries import ENTRY_COLUMNS, page_query, stats_query
 from dlqctl.embedded.postgres import embedded_bindir
-from dlqctl.usecases.fingerprints import backfill_fingerprints
 
 PAGE = 50
 PENDING = (Status.PENDING,)
@@ -470,7 +469,7 @@ def stats(dsn: str, rows: int, repeat: int) -> tuple[list[ResultTable], dict[str
 
     def run_backfill() -> None:
         started = time.perf_counter()
-        result = backfill_fingerprints(Settings(database_url=dsn))
+        result = backfill(Settings(database_url=dsn))
         backfill["seconds"] = time.perf_counter() - started
         backfill["changed"] = result.changed
 
@@ -478,7 +477,7 @@ def stats(dsn: str, rows: int, repeat: int) -> tuple[list[ResultTable], dict[str
     # The writer's rows the first pass had already walked past: what the next scheduled
     # run picks up.
     started = time.perf_counter()
-    catch_up = backfill_fingerprints(Settings(database_url=dsn))
+    catch_up = backfill(Settings(database_url=dsn))
     catch_up_s = time.perf_counter() - started
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE dlq")
@@ -502,7 +501,7 @@ def stats(dsn: str, rows: int, repeat: int) -> tuple[list[ResultTable], dict[str
         "The fingerprint backfill, and a writer inserting one row every 5 ms meanwhile",
         ["", "rows", "seconds", "rows/s", "insert p50", "insert p99", "insert max"],
         notes=[
-            "The backfill: batches of 1,000 rows along the primary key, each one short"
+            "The backfill: batches of 1,000 rows per status in stored order, each one short"
             " transaction that locks only rows without a fingerprint, SKIP LOCKED. Rows the"
             " writer inserted behind the walk are left for the next run, measured after the"
             " writer stopped. The VACUUM that follows (autovacuum's job on a live system) is"

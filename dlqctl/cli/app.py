@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from dlqctl import __version__
 from dlqctl.cli.commands import (
+    backfill_cmd,
     completion_cmd,
     config_cmd,
     consume_cmd,
@@ -327,6 +328,7 @@ app.command("edit")(edit_cmd.edit)
 app.command("consume")(consume_cmd.consume)
 app.command("history")(history_cmd.history)
 app.command("migrate")(migrate_cmd.migrate)
+app.command("backfill")(backfill_cmd.backfill)
 app.command("config")(config_cmd.show_config)
 app.command("demo")(demo_cmd.demo)
 app.command("completion")(completion_cmd.completion)

@@ -113,6 +113,10 @@ IdsArg = Annotated[
         metavar="ID",
     ),
 ]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="For cron: print nothing on success, one line on failure."),
+]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Report what would happen; change nothing.")
 ]

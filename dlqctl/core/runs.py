@@ -73,3 +73,8 @@ class SilentListener:
 
     def note(self, message: str) -> None:
         return None
+
+
+# Said (once, on stderr) when a run worked but its audit row could not be written; a run that
+# failed says it in its error line instead.
+AUDIT_WARNING = "warning: the run could not be recorded in the audit log (dlq_actions)"

@@ -14,7 +14,8 @@ Each batch is one statement (one short transaction, its plans fenced by
    the snapshot has a new ctid, so the lock's recheck leaves it out; a row held by a
    concurrent replay is skipped, never waited for.
 3. the DELETE or UPDATE of the claimed rows, found again by ctid (a TID scan, no second trip
-   through the primary key).
+   through the primary key); a DELETE also deletes the entries' ``dlq_attempts`` rows
+   (``uq_dlq_attempts_source_message`` leads with dlq_id).
 
 ``seen - changed`` is what the batch skipped; the caller moves the keyset to ``last``.
 The age range a dry run shows is the first row of the walk in each direction; counts read
@@ -83,8 +84,8 @@ WITH batch AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 ), changed AS (
     {change} WHERE ctid = ANY(ARRAY(SELECT tid FROM claimed))
-    RETURNING 1
-)
+    RETURNING dlq_id
+){cascade}
 SELECT (SELECT count(*) FROM batch) AS seen,
        (SELECT count(*) FROM changed) AS changed,
        last.failed_at, last.dlq_id
@@ -95,6 +96,12 @@ LEFT JOIN LATERAL (
 """
 
 DELETE = sql.SQL("DELETE FROM dlq")
+# A deleted entry's attempts go with it, in the same statement (dlq_attempts has no foreign
+# key: it would make the original system's TRUNCATE dlq fail).
+_DELETE_ATTEMPTS = """
+, attempts AS (
+    DELETE FROM dlq_attempts WHERE dlq_id = ANY(ARRAY(SELECT dlq_id FROM changed))
+)"""
 DISCARD = sql.SQL(
     "UPDATE dlq SET status = 'discarded', status_changed_at = now(),"
     " status_reason = %(reason)s, status_changed_by = %(actor)s"
@@ -114,7 +121,8 @@ def batch_statement(
     columns = (ROW_CTID, "dlq_id", "failed_at")
     source = walk(entry_filter, columns, newest_first=False, limit=True)
     params = {**source.params, **_bound(entry_filter, after)}
-    query = sql.SQL(_BATCH).format(walk=source.source, change=change)
+    cascade = sql.SQL(_DELETE_ATTEMPTS if change is DELETE else "")
+    query = sql.SQL(_BATCH).format(walk=source.source, change=change, cascade=cascade)
     return query, params
 
 

@@ -312,5 +312,6 @@ def _conclude(run: _CleanupRun, result: CleanupResult, verb: str, recorded: bool
         write.error = (
             f"interrupted: {write.succeeded} entries {verb}, {write.skipped} not reached"
             " (they stay as they were)"
+            + ("" if recorded else "; the run could not be recorded in the audit log")
         )
         result.exit_code = EXIT_INTERRUPTED

@@ -40,7 +40,7 @@ from dlqctl.core.replay import (
     validate_topic_name,
     wire_size,
 )
-from dlqctl.core.runs import RunListener, SilentListener
+from dlqctl.core.runs import AUDIT_WARNING, RunListener, SilentListener
 from dlqctl.core.settings import Settings
 from dlqctl.db import replay_queries as q
 from dlqctl.db.connection import (
@@ -136,7 +136,12 @@ def replay(
                 canary=run.canary_report,
                 skips=tuple(run.skips()),
             )
-            _audit(conn, settings, report, explicit, request, listener)
+            if not _audit(conn, settings, report, explicit, request):
+                if report.error:  # one line on stderr says it all
+                    report.error += " (the run could not be recorded in the audit log)"
+                else:
+                    listener.note(AUDIT_WARNING)
+            report.result.error = report.error  # the summary says why it failed or stopped
             return report
     finally:
         if producer is not None:
@@ -607,9 +612,9 @@ def _audit(
     report: ReplayReport,
     explicit: list[UUID],
     request: ReplayRequest,
-    listener: RunListener[ReplayPlan],
-) -> None:
-    """One audit row for the run; failing to write it is a warning, not the run's outcome."""
+) -> bool:
+    """One audit row for the run; whether it was written (failing to write it is not the
+    run's outcome: the caller says so)."""
     details: dict[str, Any] = {
         "options": {
             k: v
@@ -634,5 +639,4 @@ def _audit(
     record = audit_record(
         settings, report.result, request.entry_filter, ids=explicit, details=details
     )
-    if not record_run(settings, record, conn):
-        listener.note("warning: the run could not be recorded in the audit log (dlq_actions)")
+    return record_run(settings, record, conn)

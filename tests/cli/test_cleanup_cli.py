@@ -173,6 +173,37 @@ def test_purge_quiet_prints_nothing_on_success(cli: Any, conn: Any, cli_env: Cli
     assert len(audit_rows(conn)) == 1
 
 
+def refuse_audit_rows(conn: Any) -> None:
+    """Make every insert into dlq_actions fail (as for a role without the grants)."""
+    conn.execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN RAISE EXCEPTION 'permission denied for table dlq_actions'; END$$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON dlq_actions FOR EACH ROW EXECUTE FUNCTION refuse()"
+    )
+
+
+@pytest.mark.parametrize("command", ["purge", "discard"])
+def test_quiet_or_not_a_run_without_its_audit_row_says_so_once(
+    cli: Any, conn: Any, cli_env: CliEnv, command: str
+) -> None:
+    mixed(conn)
+    refuse_audit_rows(conn)
+    if command == "purge":
+        args = ["purge", "--older-than", "30d", "--yes", "-q"]
+        done = "status <> 'pending' AND failed_at < now() - interval '30 days'"
+    else:
+        args = ["discard", "-c", "orders", "--yes"]
+        done = "consumer = 'orders' AND status = 'pending'"
+    r = cli(*args, env=cli_env())
+    assert r.exit_code == 0, r.output
+    assert r.stderr.strip().splitlines() == [
+        "warning: the run could not be recorded in the audit log (dlq_actions)"
+    ]
+    assert count(conn, done) == 0  # the run did its work
+
+
 def test_purge_quiet_failure_is_one_line_and_exit_1() -> None:
     url = f"postgresql://cron:n0t-shown@127.0.0.1:{free_port()}/events"
     r = run_dlqctl_process(

@@ -91,7 +91,8 @@ def test_table_footer_prints_the_next_command(cli: Any, cli_env: CliEnv, rows: A
 
 def test_table_shows_age_and_cuts_long_errors(cli: Any, cli_env: CliEnv, conn: Any) -> None:
     long_error = "ValueError: " + "x" * 500 + "\nTraceback line"
-    insert_entries(conn, [entry(error_message=long_error)])
+    # failed_at given: the factory's default moves on with every row other tests made.
+    insert_entries(conn, [entry(error_message=long_error, failed_at=BASE_TIME)])
     result = cli("list", env=cli_env())
     assert result.exit_code == 0, result.output
     assert "2026-11-01 00:" in result.stdout

@@ -421,3 +421,24 @@ def test_a_canary_run_shows_the_canary_in_its_summary_table(
     assert "canary passed: none of the 1 entries failed again; replaying the rest" in result.stderr
     assert "outcome" in result.stdout and "passed" in result.stdout
     assert {r["status"] for r in rows_by_id(conn).values()} == {"replayed"}
+
+
+def test_a_replay_without_its_audit_row_says_so_once(
+    conn: Any, cli_env: CliEnv, broker: Any, cli: Any
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = create_topic(bootstrap)
+    insert_entries(conn, [entry(consumer="orders", source_topic=topic)])
+    conn.execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN RAISE EXCEPTION 'permission denied for table dlq_actions'; END$$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON dlq_actions FOR EACH ROW EXECUTE FUNCTION refuse()"
+    )
+    r = cli("replay", "-c", "orders", "--yes", "-o", "json", env=cli_env(bootstrap))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["succeeded"] == 1
+    assert r.stderr.strip().splitlines() == [
+        "warning: the run could not be recorded in the audit log (dlq_actions)"
+    ]

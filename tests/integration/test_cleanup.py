@@ -491,3 +491,23 @@ def test_purge_walk_with_ties_and_any_batch_size(
     remaining = all_ids(conn)
     assert not remaining & expected
     assert len(remaining) == len(rows) - len(expected)
+
+
+def test_purge_deletes_the_attempts_of_the_entries_it_deletes(conn: Any, db_url: str) -> None:
+    old, kept = insert_entries(
+        conn,
+        [
+            entry(status="replayed", retry_count=2, failed_at=NOW - timedelta(days=50)),
+            entry(status="replayed", retry_count=1, failed_at=NOW - timedelta(days=5)),
+        ],
+    )
+    for dlq_id, offset in ((old, 1), (old, 2), (kept, 3)):
+        conn.execute(
+            "INSERT INTO dlq_attempts (dlq_id, attempt, error_message, source_topic,"
+            " source_partition, source_offset) VALUES (%s, 1, 'boom', 'orders', 0, %s)",
+            (dlq_id, offset),
+        )
+    purge(make_settings(db_url), PurgeRequest(EntryFilter(), timedelta(days=30), "30d"))
+    assert all_ids(conn) == {kept}
+    left = conn.execute("SELECT dlq_id, source_offset FROM dlq_attempts").fetchall()
+    assert [(r["dlq_id"], r["source_offset"]) for r in left] == [(kept, 3)]

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 
+from dlqctl.core.backfill import BackfillRequest
 from dlqctl.core.filters import EntryFilter
 from dlqctl.core.fingerprint import fingerprint
 from dlqctl.core.settings import Settings
-from dlqctl.usecases.fingerprints import backfill_fingerprints, missing_fingerprints
+from dlqctl.db.audit import list_actions
+from dlqctl.usecases.fingerprints import backfill, missing_fingerprints
 from dlqctl.usecases.inspect import compute_stats
 from tests.factories import BASE_TIME, entry, insert_entries
+from tests.fakes import StopAfter
 
 MESSAGES = [
     "TimeoutError: upstream timed out after {n}ms",
@@ -58,7 +62,7 @@ def test_stats_groups_are_the_same_before_and_after_the_backfill(conn: Any, db_u
     assert _groups(settings, filtered) == expected_legacy
     assert missing_fingerprints(settings) == 200
 
-    result = backfill_fingerprints(settings, batch_size=7)
+    result = backfill(settings, BackfillRequest(batch_size=7))
 
     assert (result.seen, result.missing, result.changed) == (300, 200, 200)
     assert missing_fingerprints(settings) == 0
@@ -68,8 +72,8 @@ def test_stats_groups_are_the_same_before_and_after_the_backfill(conn: Any, db_u
     assert _groups(settings, filtered) == expected_legacy
     for group in compute_stats(settings, EntryFilter()).error_groups:
         assert fingerprint(group.example) == group.fingerprint
-    again = backfill_fingerprints(settings)
-    assert (again.seen, again.changed) == (300, 0)
+    again = backfill(settings)
+    assert (again.seen, again.changed) == (0, 0)  # nothing missing: no walk at all
 
 
 def test_backfill_skips_rows_another_transaction_holds(conn: Any, db_url: str) -> None:
@@ -84,18 +88,24 @@ def test_backfill_skips_rows_another_transaction_holds(conn: Any, db_url: str) -
     ][:2]
     with psycopg.connect(db_url) as holder:
         holder.execute("SELECT 1 FROM dlq WHERE dlq_id = ANY(%s) FOR UPDATE", (held,))
-        result = backfill_fingerprints(settings, batch_size=5)
+        result = backfill(settings, BackfillRequest(batch_size=5))
         assert result.changed == result.missing - 2
     assert missing_fingerprints(settings) == 2
-    assert backfill_fingerprints(settings).changed == 2
+    assert backfill(settings).changed == 2
     assert missing_fingerprints(settings) == 0
 
 
 def test_backfill_stops_when_asked(conn: Any, db_url: str) -> None:
     insert_entries(conn, _rows(30))
     settings = Settings(database_url=db_url)
-    calls = iter(range(100))
-    result = backfill_fingerprints(settings, batch_size=5, should_stop=lambda: next(calls) >= 2)
+    stop = threading.Event()
+    request = BackfillRequest(batch_size=5)
+    result = backfill(settings, request, listener=StopAfter(2, stop), stop=stop)
     assert result.interrupted
     assert result.batches == 2
     assert result.seen == 10
+    assert result.write.outcome == "interrupted"
+    assert result.write.skipped == result.write.matched - result.changed > 0
+    [record] = list_actions(conn, action="backfill")
+    assert record.outcome == "interrupted"
+    assert record.counts["succeeded"] == result.changed

@@ -33,8 +33,8 @@ from dlqctl.core.filters import EntryFilter
 from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
 from dlqctl.db import cleanup_queries as cq
+from dlqctl.db import completion, entries
 from dlqctl.db import edit_queries as eq
-from dlqctl.db import entries
 from dlqctl.db import fingerprints as fp
 from dlqctl.db import inspect_queries as iq
 from dlqctl.db import replay_queries as rq
@@ -487,6 +487,19 @@ SHAPES: dict[str, Build] = {
     # the fingerprint backfill
     "backfill batch": backfill_batch,
     "count unfingerprinted": lambda facts: Shape(fp._MISSING, {}, facts.unfingerprinted),
+    # shell completion of --consumer
+    "complete consumers": lambda facts: Shape(
+        completion._CONSUMERS_FROM,
+        {"prefix": "", "limit": completion.MAX_NAMES},
+        len({c for c, _ in facts.counts}),
+        fenced=False,
+    ),
+    "complete consumers -c o…": lambda facts: Shape(
+        completion._CONSUMERS_FROM,
+        {"prefix": OLD[:2], "limit": completion.MAX_NAMES},
+        len({c for c, _ in facts.counts}),
+        fenced=False,
+    ),
     # ids
     "id prefix": id_prefix,
     "explicit ids": explicit_ids,

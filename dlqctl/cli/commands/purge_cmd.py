@@ -14,6 +14,7 @@ from dlqctl.cli.options import (
     DryRunOpt,
     ErrorOpt,
     EventIdOpt,
+    QuietOpt,
     SinceOpt,
     SummaryFormat,
     SummaryOutputOpt,
@@ -32,11 +33,6 @@ PENDING_WARNING = (
     "--status pending was given: this also deletes PENDING entries, events that were never"
     " replayed; they cannot be recovered afterwards"
 )
-
-QuietOpt = Annotated[
-    bool,
-    typer.Option("--quiet", "-q", help="For cron: print nothing on success, one line on failure."),
-]
 
 
 def purge(

@@ -194,7 +194,6 @@ def replay(
         RunConsole("replaying", confirm=ask, with_rate=True) as console,
     ):
         report = run_replay(settings, request, listener=console, stop=stop)
-    report.result.error = report.error  # the summary says why the run failed or stopped
     render_replay_report(report, output.value)
     interrupted = report.exit_code == EXIT_INTERRUPTED
     if interrupted and report.error:

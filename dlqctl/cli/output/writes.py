@@ -10,6 +10,7 @@ from dlqctl.cli.output.machine import print_json
 from dlqctl.core.errors import RunEnded
 from dlqctl.core.models import CleanupResult, MatchCount, WriteResult, iso_utc
 from dlqctl.core.replay import TopicCount
+from dlqctl.core.runs import AUDIT_WARNING
 
 MAX_FAILURES_SHOWN = 20
 MAX_IDS_SHOWN = 10
@@ -62,9 +63,12 @@ def render_write_result(result: WriteResult, output: str) -> None:
 
 
 def end_cleanup_run(result: CleanupResult) -> None:
-    """After the summary: a run that failed ends with its error line (exit 1), an
-    interrupted one says what it did (exit 130)."""
+    """After the summary (also with --quiet): a run that failed ends with its error line
+    (exit 1, the audit log's failure in it), an interrupted one says what it did (exit 130),
+    one that worked but could not be recorded says so (exit 0)."""
     if not result.exit_code:
+        if not result.audit_recorded:
+            note(AUDIT_WARNING)
         return
     if result.write.outcome == "interrupted":
         note(result.write.error or "interrupted")
@@ -74,8 +78,6 @@ def end_cleanup_run(result: CleanupResult) -> None:
 
 def render_cleanup_result(result: CleanupResult, output: str) -> None:
     """discard / purge: the dry-run breakdown and the write summary, or one JSON object."""
-    if not result.audit_recorded:
-        note("warning: the run could not be recorded in the audit log (dlq_actions)")
     if output == "json":
         print_json(result.to_json())
         return
