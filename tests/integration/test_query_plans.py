@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -198,7 +199,7 @@ class Shape:
     query: Any
     params: dict[str, Any]
     bound: int
-    fenced: bool = True
+    fenced: bool | Callable[[psycopg.Connection[Any]], None] = True
 
 
 Build = Callable[[Facts], Shape]
@@ -292,7 +293,8 @@ def batch(entry_filter: EntryFilter, ranges: int, after_days: float | None = Non
         if after_days is not None:
             after = cq.Keyset(NOW - timedelta(days=after_days), uuid.UUID(int=0))
         query, params = cq.batch_statement(entry_filter, after, cq.DELETE)
-        return Shape(query, {**params, "walk_limit": BATCH}, BATCH * ranges)
+        fence = partial(cq.fence_batch, change=cq.DELETE)
+        return Shape(query, {**params, "walk_limit": BATCH}, BATCH * ranges, fenced=fence)
 
     return build
 
