@@ -4,6 +4,7 @@ rows each plan node reads (for the plan tests; see docs/performance.md)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,20 +58,23 @@ def explain(
     params: dict[str, Any] | None = None,
     *,
     generic: bool,
-    fence: bool = False,
+    fence: bool | Callable[[psycopg.Connection[Any]], None] = False,
 ) -> dict[str, Any]:
     """The EXPLAIN (ANALYZE, FORMAT JSON) plan of ``query`` run as a prepared statement.
 
     ``generic``: ``plan_cache_mode = force_generic_plan``, the plan PostgreSQL caches for a
     statement psycopg prepares after a few executions (planned without the parameters'
     values); otherwise ``force_custom_plan`` (planned for these values, as a one-off query).
-    ``fence``: with ``fence_plans`` first, as dlqctl runs its walks. Runs in a transaction
+    ``fence``: with ``fence_plans`` first, as dlqctl runs its walks (or with this function
+    of the connection, for statements fenced otherwise). Runs in a transaction
     that is rolled back: a write shape changes nothing.
     """
     text, values = to_prepared(_text(conn, query), params or {})
     mode = "force_generic_plan" if generic else "force_custom_plan"
     with conn.transaction(force_rollback=True):
-        if fence:
+        if callable(fence):
+            fence(conn)
+        elif fence:
             fence_plans(conn)
         conn.execute(sql.SQL("SET LOCAL plan_cache_mode = {}").format(sql.Literal(mode)))
         conn.execute(f"PREPARE dlqctl_plan_test AS {text}")

@@ -28,6 +28,7 @@ from dlqctl.cli.commands import (
     consume_cmd,
     demo_cmd,
     discard_cmd,
+    edit_cmd,
     history_cmd,
     list_cmd,
     migrate_cmd,
@@ -323,6 +324,7 @@ app.command("stats")(stats_cmd.stats)
 app.command("replay")(replay_cmd.replay)
 app.command("discard")(discard_cmd.discard)
 app.command("purge")(purge_cmd.purge)
+app.command("edit")(edit_cmd.edit)
 app.command("consume")(consume_cmd.consume)
 app.command("history")(history_cmd.history)
 app.command("migrate")(migrate_cmd.migrate)

@@ -88,6 +88,23 @@ EventIdOpt = Annotated[
         "--event-id", help="Only this event_id (a UUID).", show_default=False, metavar="UUID"
     ),
 ]
+FailedAgainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--failed-again",
+        help="Only entries that failed again after a replay (a later failure was recorded).",
+    ),
+]
+MinRetriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--min-retries",
+        min=1,
+        metavar="N",
+        show_default=False,
+        help="Only entries replayed at least N times (retry_count >= N).",
+    ),
+]
 IdsArg = Annotated[
     list[str] | None,
     typer.Argument(

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dlqctl.core import jsontext
 from dlqctl.core.cursor import Position, encode_cursor
 
 
@@ -65,8 +66,48 @@ class Header:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """A later failure of a replayed entry (one ``dlq_attempts`` row): ``attempt`` is the
+    entry's retry_count when it failed again."""
+
+    attempt: int
+    failed_at: datetime
+    error_message: str
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "failed_at": iso_utc(self.failed_at),
+            "error_message": self.error_message,
+            "source_topic": self.source_topic,
+            "source_partition": self.source_partition,
+            "source_offset": self.source_offset,
+        }
+
+
+def raw_or_json(value: bytes | None) -> Any:
+    """Message bytes as a JSON value when they are strict JSON, else the
+    ``{"_dlqctl_raw_base64": ...}`` stand-in the consumer stores for such bytes (None: a null
+    value)."""
+    if value is None:
+        return None
+    try:
+        return jsontext.parse(value)
+    except jsontext.JsonTextError:
+        return {RAW_PAYLOAD_KEY: base64.b64encode(value).decode("ascii")}
+
+
+# The consumer's stand-in for bytes that are not JSON (dlqctl.core.events, which imports
+# this module, stores it).
+RAW_PAYLOAD_KEY = "_dlqctl_raw_base64"
+
+
+@dataclass(frozen=True)
 class DlqEntry:
-    """One row of the ``dlq`` table."""
+    """One row of the ``dlq`` table (``show`` also reads its attempts)."""
 
     dlq_id: UUID
     consumer: str
@@ -86,23 +127,82 @@ class DlqEntry:
     status_reason: str | None = None
     status_changed_by: str | None = None
     error_fingerprint: str | None = None
+    # The edit (`dlqctl edit`): what replay publishes instead of the original value/headers.
+    edited_raw: bytes | None = None
+    edited_headers: tuple[Header, ...] | None = None
+    edited_at: datetime | None = None
+    edited_by: str | None = None
+    # Whether replay sends an edited version (list reads only this of the edit).
+    is_edited: bool = False
+    # event_payload as jsonb prints it, where event_raw is missing (what replay would send).
+    payload_text: str | None = None
+    # Later failures after replays, oldest first (show only).
+    attempts: tuple[Attempt, ...] = ()
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DlqEntry:
         """Build from a dict row; columns that were not selected keep their defaults."""
         values = {k: v for k, v in row.items() if k in _ENTRY_FIELDS}
         values["status"] = Status(values["status"])
-        headers = values.get("event_headers")
-        if headers is not None:
-            values["event_headers"] = tuple(Header.from_stored(p) for p in headers)
-        for column in ("event_key", "event_raw"):
+        for column in ("event_headers", "edited_headers"):
+            headers = values.get(column)
+            if headers is not None:
+                values[column] = tuple(Header.from_stored(p) for p in headers)
+        for column in ("event_key", "event_raw", "edited_raw"):
             if isinstance(values.get(column), memoryview):
                 values[column] = bytes(values[column])
+        if "is_edited" not in values and ("edited_raw" in values or "edited_headers" in values):
+            values["is_edited"] = (
+                values.get("edited_raw") is not None or values.get("edited_headers") is not None
+            )
         return cls(**values)
 
+    @property
+    def original_value(self) -> bytes | None:
+        """The value replay sends when the entry is not edited: the original bytes, else the
+        payload as compact JSON (read as ``payload_text``); None for a tombstone."""
+        from dlqctl.core.replay import message_value
+
+        if self.event_raw is None and self.payload_text is None:
+            value = message_value(None, json.dumps(self.event_payload, ensure_ascii=False))
+        else:
+            value = message_value(self.event_raw, self.payload_text)
+        return value.encode("utf-8") if isinstance(value, str) else value
+
+    @property
+    def sent_value(self) -> bytes | None:
+        """The value replay sends: the edited bytes, else the original value."""
+        return self.edited_raw if self.edited_raw is not None else self.original_value
+
+    @property
+    def sent_headers(self) -> tuple[Header, ...]:
+        """The headers replay sends besides its own ``dlq-*`` ones."""
+        headers = self.edited_headers if self.edited_headers is not None else self.event_headers
+        return tuple(h for h in headers or () if not h.key.startswith("dlq-"))
+
+    def edit_json(self) -> dict[str, Any] | None:
+        """``show``'s ``edited`` object (None when the entry is not edited): when, by whom,
+        and the value and headers replay sends (the value as a JSON value, or the raw-bytes
+        stand-in); ``parts`` says which of the two were edited."""
+        if not self.is_edited:
+            return None
+        parts = [
+            name
+            for name, column in (("value", self.edited_raw), ("headers", self.edited_headers))
+            if column is not None
+        ]
+        return {
+            "at": iso_utc(self.edited_at),
+            "by": self.edited_by,
+            "value": raw_or_json(self.sent_value),
+            "headers": [h.to_json() for h in self.sent_headers],
+            "parts": parts,
+        }
+
     def to_json(self, *, details: bool = False, full: bool = False) -> dict[str, Any]:
-        """The SPEC §4 entry object; ``details`` adds the payload and provenance, ``full``
-        also the raw bytes and dlqctl's bookkeeping columns (``show``)."""
+        """The entry object of the machine output (docs/inspect.md); ``details`` adds the
+        payload and provenance, ``full`` also the raw bytes, dlqctl's bookkeeping columns,
+        the attempts and the edit (``show``); without ``full``, ``edited`` is a flag."""
         data: dict[str, Any] = {
             "dlq_id": str(self.dlq_id),
             "consumer": self.consumer,
@@ -132,7 +232,12 @@ class DlqEntry:
                 event_raw=_text_or_base64(self.event_raw),
                 status_changed_by=self.status_changed_by,
                 error_fingerprint=self.error_fingerprint,
+                attempts=[a.to_json() for a in self.attempts],
+                edited=self.edit_json(),
             )
+        else:
+            # Added last: CSV columns keep their places (list marks edited entries).
+            data["edited"] = self.is_edited
         return data
 
 
@@ -253,6 +358,33 @@ class StatsDimension(enum.StrEnum):
     ERROR = "error"
     HOUR = "hour"
     DAY = "day"
+    # retry_count: how many times the entries were replayed (docs/inspect.md).
+    RETRIES = "retries"
+
+
+@dataclass(frozen=True)
+class RetryFilter:
+    """``stats``/``list`` filters on replays and later failures (docs/inspect.md):
+    ``failed_again``: entries that failed again after a replay (a ``dlq_attempts`` row);
+    ``min_retries``: entries replayed at least that many times (retry_count)."""
+
+    failed_again: bool = False
+    min_retries: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.failed_again or self.min_retries is not None
+
+
+@dataclass(frozen=True)
+class Refailures:
+    """Later failures of one consumer's matching entries: how many entries failed again
+    after a replay, and how many such failures (``dlq_attempts`` rows) were recorded."""
+
+    entries: int
+    attempts: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"entries": self.entries, "attempts": self.attempts}
 
 
 @dataclass(frozen=True)
@@ -293,6 +425,8 @@ class DlqStats:
     as_of: datetime
     by: StatsDimension | None = None
     breakdown: tuple[Bucket, ...] = ()
+    # Consumers whose matching entries failed again after a replay.
+    refailures: dict[str, Refailures] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -303,7 +437,8 @@ class DlqStats:
         return min(self.oldest_pending.values(), default=None)
 
     def to_json(self, *, top: int) -> dict[str, Any]:
-        """The SPEC §4 stats object; ``top`` error groups, plus the breakdown when asked."""
+        """The stats object (docs/inspect.md); ``top`` error groups, the later failures,
+        and the breakdown when asked."""
         data: dict[str, Any] = {
             "total": self.total,
             "by_consumer_status": [
@@ -316,6 +451,11 @@ class DlqStats:
             },
             "error_groups": [g.to_json() for g in self.error_groups[:top]],
             "as_of": iso_utc(self.as_of),
+            "failed_again": {
+                "entries": sum(r.entries for r in self.refailures.values()),
+                "attempts": sum(r.attempts for r in self.refailures.values()),
+                "by_consumer": {c: r.to_json() for c, r in sorted(self.refailures.items())},
+            },
         }
         if self.by is not None:
             data["by"] = self.by.value

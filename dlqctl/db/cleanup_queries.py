@@ -15,7 +15,9 @@ Each batch is one statement (one short transaction, its plans fenced by
    concurrent replay is skipped, never waited for.
 3. the DELETE or UPDATE of the claimed rows, found again by ctid (a TID scan, no second trip
    through the primary key); a DELETE also deletes the entries' ``dlq_attempts`` rows
-   (``uq_dlq_attempts_source_message`` leads with dlq_id).
+   through ``uq_dlq_attempts_source_message`` (it leads with dlq_id). A delete batch also
+   rules out sequential scans (``fence_batch``): one over ``dlq_attempts`` looks cheap
+   whenever that table's statistics say it is small, and reads all of it when it is not.
 
 ``seen - changed`` is what the batch skipped; the caller moves the keyset to ``last``.
 The age range a dry run shows is the first row of the walk in each direction; counts read
@@ -102,6 +104,7 @@ _DELETE_ATTEMPTS = """
 , attempts AS (
     DELETE FROM dlq_attempts WHERE dlq_id = ANY(ARRAY(SELECT dlq_id FROM changed))
 )"""
+_NO_SEQUENTIAL_SCANS = "SET LOCAL enable_seqscan = off"
 DISCARD = sql.SQL(
     "UPDATE dlq SET status = 'discarded', status_changed_at = now(),"
     " status_reason = %(reason)s, status_changed_by = %(actor)s"
@@ -126,6 +129,13 @@ def batch_statement(
     return query, params
 
 
+def fence_batch(conn: Connection, change: sql.Composable) -> None:
+    """The plan fences of one batch of ``change``, inside its transaction."""
+    fence_plans(conn)
+    if change is DELETE:
+        conn.execute(_NO_SEQUENTIAL_SCANS)
+
+
 def _run_batch(
     conn: Connection,
     entry_filter: EntryFilter,
@@ -136,7 +146,7 @@ def _run_batch(
 ) -> BatchOutcome:
     query, params = batch_statement(entry_filter, after, change)
     with conn.transaction():
-        fence_plans(conn)
+        fence_batch(conn, change)
         row = conn.execute(query, {**params, **extra, "walk_limit": limit}).fetchone()
     assert row is not None
     last = None if row["dlq_id"] is None else Keyset(row["failed_at"], row["dlq_id"])

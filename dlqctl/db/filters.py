@@ -231,7 +231,7 @@ class Walk:
 
 def walk(
     entry_filter: EntryFilter,
-    columns: Sequence[str],
+    columns: Sequence[str | sql.Composable],
     *,
     statuses: Sequence[Status] | None = None,
     ids: Sequence[UUID] | None = None,
@@ -244,7 +244,8 @@ def walk(
     read range by range; see the module docstring.
 
     ``limit``: each branch stops after ``%({prefix}_limit)s`` rows (the caller merges the
-    branches and takes as many). ``extra``: more conditions on each row.
+    branches and takes as many). ``extra``: more conditions on each row. A column given as
+    SQL (``expression AS name``) is computed in each branch.
     """
     statuses = tuple(statuses if statuses is not None else entry_filter.effective_statuses)
     keyset = keyset_condition(newest_first, prefix)
@@ -252,7 +253,9 @@ def walk(
     if limit:
         stop = sql.SQL(" LIMIT {}").format(sql.Placeholder(prefix + "_limit"))
 
-    def column(name: str, fenced: bool) -> sql.Composable:
+    def column(name: str | sql.Composable, fenced: bool) -> sql.Composable:
+        if isinstance(name, sql.Composable):
+            return name
         if name == ROW_CTID and not fenced:
             return sql.SQL("ctid AS row_ctid")
         return sql.Identifier(name)

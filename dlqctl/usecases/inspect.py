@@ -18,6 +18,8 @@ from dlqctl.core.models import (
     EntryPage,
     ErrorGroup,
     MatchCount,
+    Refailures,
+    RetryFilter,
     StatsDimension,
     Status,
     iso_utc,
@@ -27,13 +29,19 @@ from dlqctl.db.connection import Connection, read_only_session
 from dlqctl.db.entries import resolve_ids
 from dlqctl.db.inspect_queries import (
     GroupCount,
+    RetryScope,
+    attempted_ids,
     fetch_entry,
     fetch_page,
+    refailures,
+    retry_counts,
     server_now,
     stats_rows,
     stream_entries,
     time_buckets,
 )
+
+NO_RETRY_FILTER = RetryFilter()
 
 
 @contextmanager
@@ -46,6 +54,12 @@ def _read_only(settings: Settings, *, snapshot: bool = False) -> Iterator[Connec
         yield conn
 
 
+def _scope(conn: Connection, retry: RetryFilter) -> RetryScope:
+    """The retry filter as the queries apply it (--failed-again: the ids, read now)."""
+    ids = attempted_ids(conn) if retry.failed_again else None
+    return RetryScope(ids=ids, min_retries=retry.min_retries)
+
+
 def list_page(
     settings: Settings,
     entry_filter: EntryFilter,
@@ -53,11 +67,15 @@ def list_page(
     limit: int,
     after: Position | None = None,
     payload: bool = False,
+    retry: RetryFilter = NO_RETRY_FILTER,
 ) -> EntryPage:
     """One page of matching entries, newest first, starting after ``after``."""
-    with _read_only(settings) as conn:
+    with _read_only(settings, snapshot=retry.failed_again) as conn:
+        scope = _scope(conn, retry)
         # One row more than shown says whether there is a next page.
-        entries = fetch_page(conn, entry_filter, limit=limit + 1, after=after, payload=payload)
+        entries = fetch_page(
+            conn, entry_filter, limit=limit + 1, after=after, payload=payload, scope=scope
+        )
     if len(entries) <= limit:
         return EntryPage(entries=entries, next_position=None)
     shown = entries[:limit]
@@ -70,22 +88,29 @@ def iter_entries(
     *,
     after: Position | None = None,
     payload: bool = False,
+    retry: RetryFilter = NO_RETRY_FILTER,
 ) -> Iterator[DlqEntry]:
     """Every matching entry after ``after``, newest first, streamed with flat memory.
 
     Connects and runs the query before returning, so that a database error surfaces
     before the caller has printed anything.
     """
-    stream = _stream(settings, entry_filter, after=after, payload=payload)
+    stream = _stream(settings, entry_filter, after=after, payload=payload, retry=retry)
     first = next(stream, None)
     return iter(()) if first is None else itertools.chain([first], stream)
 
 
 def _stream(
-    settings: Settings, entry_filter: EntryFilter, *, after: Position | None, payload: bool
+    settings: Settings,
+    entry_filter: EntryFilter,
+    *,
+    after: Position | None,
+    payload: bool,
+    retry: RetryFilter,
 ) -> Iterator[DlqEntry]:
-    with _read_only(settings) as conn:
-        yield from stream_entries(conn, entry_filter, after=after, payload=payload)
+    with _read_only(settings, snapshot=retry.failed_again) as conn:
+        scope = _scope(conn, retry)
+        yield from stream_entries(conn, entry_filter, after=after, payload=payload, scope=scope)
 
 
 def show_entry(settings: Settings, selector: IdSelector) -> DlqEntry:
@@ -99,15 +124,25 @@ def show_entry(settings: Settings, selector: IdSelector) -> DlqEntry:
 
 
 def compute_stats(
-    settings: Settings, entry_filter: EntryFilter, *, by: StatsDimension | None = None
+    settings: Settings,
+    entry_filter: EntryFilter,
+    *,
+    by: StatsDimension | None = None,
+    retry: RetryFilter = NO_RETRY_FILTER,
 ) -> DlqStats:
-    """Counts, oldest pending entries and error groups of the matching entries."""
+    """Counts, oldest pending entries, error groups and later failures of the matching
+    entries (all from one snapshot)."""
     with _read_only(settings, snapshot=True) as conn:
         now = server_now(conn)
-        rows = stats_rows(conn, entry_filter)
+        scope = _scope(conn, retry)
+        rows = stats_rows(conn, entry_filter, scope)
         buckets: list[tuple[datetime, int]] = []
+        retries: list[tuple[int, int]] = []
         if by in (StatsDimension.HOUR, StatsDimension.DAY):
-            buckets = time_buckets(conn, entry_filter, by.value)
+            buckets = time_buckets(conn, entry_filter, by.value, scope)
+        elif by is StatsDimension.RETRIES:
+            retries = retry_counts(conn, entry_filter, scope)
+        later = refailures(conn, entry_filter, scope)
     error_groups = merge_error_groups(rows.groups)
     counts = _consumer_status_counts(rows.groups)
     return DlqStats(
@@ -116,7 +151,8 @@ def compute_stats(
         error_groups=error_groups,
         as_of=now,
         by=by,
-        breakdown=_breakdown(by, counts, error_groups, buckets),
+        breakdown=_breakdown(by, counts, error_groups, buckets, retries),
+        refailures={c: Refailures(entries=e, attempts=a) for c, (e, a) in later.items()},
     )
 
 
@@ -151,9 +187,12 @@ def _breakdown(
     counts: tuple[MatchCount, ...],
     error_groups: tuple[ErrorGroup, ...],
     buckets: list[tuple[datetime, int]],
+    retries: list[tuple[int, int]],
 ) -> tuple[Bucket, ...]:
     if by is None:
         return ()
+    if by is StatsDimension.RETRIES:
+        return tuple(Bucket(key=str(n), count=count) for n, count in retries)
     if by is StatsDimension.CONSUMER:
         per_consumer: dict[str, int] = {}
         for c in counts:

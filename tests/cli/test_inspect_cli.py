@@ -66,7 +66,9 @@ def test_json_pages_follow_next_cursor(cli: Any, cli_env: CliEnv, rows: Any) -> 
         "retry_count",
         "failed_at",
         "error_message",
+        "edited",
     ]
+    assert first["edited"] is False
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", first["failed_at"])
 
 
@@ -130,7 +132,7 @@ def test_empty_results(cli: Any, cli_env: CliEnv) -> None:
     assert header == [
         "dlq_id,consumer,event_id,status,retry_count,failed_at,error_message,event_payload,"
         "source_topic,source_partition,source_offset,event_key,event_headers,"
-        "status_changed_at,status_reason"
+        "status_changed_at,status_reason,edited"
     ]
     table = cli("list", env=cli_env())
     assert table.exit_code == 0 and table.stdout == ""

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -34,9 +35,11 @@ from dlqctl.core.ids import parse_id
 from dlqctl.core.models import Status
 from dlqctl.db import cleanup_queries as cq
 from dlqctl.db import completion, entries
+from dlqctl.db import edit_queries as eq
 from dlqctl.db import fingerprints as fp
 from dlqctl.db import inspect_queries as iq
 from dlqctl.db import replay_queries as rq
+from dlqctl.db.inspect_queries import RetryScope
 from tests import datagen
 from tests.plans import explain, node_rows
 
@@ -69,8 +72,31 @@ def _load(url: str, state: str) -> None:
                 cur.execute("ANALYZE dlq")
                 cur.execute("TRUNCATE dlq CASCADE")
         datagen.load(conn, ROWS, now=NOW, analyze=False)
+        if state != "fresh":
+            conn.execute("ALTER TABLE dlq_attempts SET (autovacuum_enabled = false)")
+        conn.execute(_ATTEMPTS)
         if state == "fresh":
             conn.execute("VACUUM ANALYZE dlq")
+            conn.execute("VACUUM ANALYZE dlq_attempts")
+
+
+# Later failures after replays: one for each of 300 of the big consumer's entries, two for
+# each of the old consumer's first three, and one whose entry is gone (TRUNCATE dlq).
+_ATTEMPTS = f"""
+INSERT INTO dlq_attempts (dlq_id, attempt, failed_at, error_message, source_topic,
+                          source_partition, source_offset)
+SELECT dlq_id, n, failed_at + n * interval '1 hour', 'failed again', 'replayed', 0,
+       row_number() OVER ()
+FROM (
+    (SELECT dlq_id, failed_at FROM dlq WHERE consumer = '{BIG}' ORDER BY dlq_id LIMIT 300)
+    UNION ALL
+    (SELECT dlq_id, failed_at FROM dlq WHERE consumer = '{OLD}' ORDER BY failed_at LIMIT 3)
+    UNION ALL
+    (SELECT gen_random_uuid(), now())
+) AS picked
+CROSS JOIN generate_series(1, CASE WHEN dlq_id IN (
+    SELECT dlq_id FROM dlq WHERE consumer = '{OLD}') THEN 2 ELSE 1 END) AS n
+"""
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +131,8 @@ class Facts:
     old_ids: list[uuid.UUID]
     deep_big: Position
     deep_old: Position
+    attempts: int
+    attempted: list[uuid.UUID]
 
     @property
     def total(self) -> int:
@@ -148,8 +176,12 @@ def facts(plan_dbs: dict[str, str]) -> Facts:
             assert row is not None
             return Position(row["failed_at"], row["dlq_id"])
 
-        assert last_hour is not None and unfingerprinted is not None
+        attempts = conn.execute("SELECT count(*) AS n FROM dlq_attempts").fetchone()
+        attempted = [r["dlq_id"] for r in conn.execute("SELECT DISTINCT dlq_id FROM dlq_attempts")]
+        assert last_hour is not None and unfingerprinted is not None and attempts is not None
         return Facts(
+            attempts=attempts["n"],
+            attempted=attempted,
             counts=counts,
             last_hour=last_hour["n"],
             unfingerprinted=unfingerprinted["n"],
@@ -167,7 +199,7 @@ class Shape:
     query: Any
     params: dict[str, Any]
     bound: int
-    fenced: bool = True
+    fenced: bool | Callable[[psycopg.Connection[Any]], None] = True
 
 
 Build = Callable[[Facts], Shape]
@@ -261,7 +293,8 @@ def batch(entry_filter: EntryFilter, ranges: int, after_days: float | None = Non
         if after_days is not None:
             after = cq.Keyset(NOW - timedelta(days=after_days), uuid.UUID(int=0))
         query, params = cq.batch_statement(entry_filter, after, cq.DELETE)
-        return Shape(query, {**params, "walk_limit": BATCH}, BATCH * ranges)
+        fence = partial(cq.fence_batch, change=cq.DELETE)
+        return Shape(query, {**params, "walk_limit": BATCH}, BATCH * ranges, fenced=fence)
 
     return build
 
@@ -288,6 +321,63 @@ def stats(entry_filter: EntryFilter, by: str | None = None) -> Build:
         return Shape(query, params, bound)
 
     return build
+
+
+def failed_again(build: Callable[[RetryScope], tuple[Any, dict[str, Any]]]) -> Build:
+    """A shape of --failed-again: it reads the entries that failed again by primary key."""
+
+    def shape(facts: Facts) -> Shape:
+        query, params = build(iq.RetryScope(ids=facts.attempted))
+        return Shape(query, params, len(facts.attempted))
+
+    return shape
+
+
+def refailures(entry_filter: EntryFilter) -> Build:
+    def build(facts: Facts) -> Shape:
+        query, params = iq.refailures_query(entry_filter)
+        return Shape(query, params, facts.attempts)
+
+    return build
+
+
+def min_retries(entry_filter: EntryFilter, what: str) -> Build:
+    """--min-retries: a condition on each row of the walked ranges (no more rows read)."""
+
+    def build(facts: Facts) -> Shape:
+        scope = iq.RetryScope(min_retries=1)
+        if what == "page":
+            query, params = iq.page_query(entry_filter, limit=PAGE, scope=scope)
+            return Shape(query, params, PAGE)
+        query, params = iq.stats_query(entry_filter, scope)
+        return Shape(query, params, facts.matching(entry_filter.consumers, entry_filter.statuses))
+
+    return build
+
+
+def retry_counts(entry_filter: EntryFilter) -> Build:
+    def build(facts: Facts) -> Shape:
+        query, params = iq.retry_counts_query(entry_filter)
+        bound = facts.matching(entry_filter.consumers, entry_filter.statuses)
+        return Shape(query, params, bound)
+
+    return build
+
+
+def edit_read(facts: Facts) -> Shape:
+    query = sql.SQL(eq._READ).format(lock=sql.SQL("FOR UPDATE"))
+    return Shape(query, {"dlq_id": facts.old_ids[0]}, 1, fenced=False)
+
+
+def edit_write(facts: Facts) -> Shape:
+    params = {
+        "dlq_id": facts.old_ids[0],
+        "edited_raw": b"{}",
+        "edited_headers": None,
+        "edited": True,
+        "actor": "test",
+    }
+    return Shape(eq._WRITE_EDIT, params, 1, fenced=False)
 
 
 def backfill_batch(facts: Facts) -> Shape:
@@ -368,6 +458,34 @@ SHAPES: dict[str, Build] = {
     "stats oldest pending": lambda facts: Shape(
         iq._OLDEST_PENDING, {"consumers": [BIG, OLD, NEW, TINY]}, 4
     ),
+    # later failures (stats, list --failed-again / --min-retries, show) and edits
+    "attempted ids": lambda facts: Shape(iq._ATTEMPTED_IDS, {}, facts.attempts, fenced=False),
+    "stats --failed-again": failed_again(lambda scope: iq.stats_query(F(), scope)),
+    "stats --failed-again -c big -s pending": failed_again(
+        lambda scope: iq.stats_query(F(consumers=(BIG,), statuses=(P,)), scope)
+    ),
+    "stats --failed-again --by day": failed_again(
+        lambda scope: iq.time_buckets_query(F(), "day", scope)
+    ),
+    "page --failed-again": failed_again(lambda scope: iq.page_query(F(), limit=PAGE, scope=scope)),
+    "stream --failed-again -c big": failed_again(
+        lambda scope: iq.stream_query(F(consumers=(BIG,)), scope=scope)
+    ),
+    "stats --min-retries -c old": min_retries(F(consumers=(OLD,)), "stats"),
+    "page --min-retries -c big -s replayed": min_retries(
+        F(consumers=(BIG,), statuses=(R,)), "page"
+    ),
+    "stats --by retries -c old": retry_counts(F(consumers=(OLD,))),
+    "stats --by retries -c big -s pending": retry_counts(F(consumers=(BIG,), statuses=(P,))),
+    "refailures": refailures(F()),
+    "refailures -c old -s pending --since": refailures(
+        F(consumers=(OLD,), statuses=(P,), since=NOW - timedelta(days=40))
+    ),
+    "show attempts": lambda facts: Shape(
+        iq._ATTEMPTS, {"dlq_id": facts.old_ids[0]}, 2, fenced=False
+    ),
+    "edit read": edit_read,
+    "edit write": edit_write,
     # the fingerprint backfill
     "backfill batch": backfill_batch,
     "count unfingerprinted": lambda facts: Shape(fp._MISSING, {}, facts.unfingerprinted),

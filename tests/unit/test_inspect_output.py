@@ -18,6 +18,7 @@ from dlqctl.core.models import (
     ErrorGroup,
     Header,
     MatchCount,
+    Refailures,
     StatsDimension,
     Status,
 )
@@ -62,7 +63,9 @@ def test_entry_json_keys_are_the_csv_header() -> None:
     assert tuple(entry.to_json()) == machine.ENTRY_FIELDS
     assert tuple(entry.to_json(details=True)) == machine.DETAIL_FIELDS
     full = entry.to_json(full=True)
-    assert tuple(full)[: len(machine.DETAIL_FIELDS)] == machine.DETAIL_FIELDS
+    # show: the list --payload fields first ("edited" is show's object, at the end).
+    assert tuple(full)[: len(machine.DETAIL_FIELDS) - 1] == machine.DETAIL_FIELDS[:-1]
+    assert tuple(full)[-2:] == ("attempts", "edited")
     assert full["event_key"] == "base64:/w=="
     assert full["event_headers"] == [["k", "v"]]
 
@@ -83,6 +86,11 @@ def test_openmetrics_escapes_labels_and_ends_with_eof() -> None:
     )
     text = machine.openmetrics_text(stats, (Status.PENDING, Status.REPLAYED))
     lines = text.splitlines()
+    assert lines[-1] == "# EOF"
+    assert lines[-3:-1] == [
+        'dlq_refailures{consumer="orders"} 0',
+        'dlq_refailures{consumer="we\\"ird\\\\name\\nx"} 0',
+    ]
     assert text.endswith("# EOF\n")
     assert lines.count("# EOF") == 1
     escaped = 'we\\"ird\\\\name\\nx'
@@ -106,6 +114,7 @@ def test_stats_json_shape() -> None:
         error_groups=tuple(ErrorGroup(f"e{i}", 10 - i, f"x{i}") for i in range(5)),
         as_of=AT,
         by=StatsDimension.CONSUMER,
+        refailures={"a": Refailures(entries=1, attempts=3)},
     )
     data = stats.to_json(top=2)
     assert list(data) == [
@@ -115,9 +124,15 @@ def test_stats_json_shape() -> None:
         "oldest_pending_by_consumer",
         "error_groups",
         "as_of",
+        "failed_again",
         "by",
         "breakdown",
     ]
+    assert data["failed_again"] == {
+        "entries": 1,
+        "attempts": 3,
+        "by_consumer": {"a": {"entries": 1, "attempts": 3}},
+    }
     assert data["total"] == 2
     assert data["by_consumer_status"] == [{"consumer": "a", "status": "pending", "count": 2}]
     assert data["oldest_pending_failed_at"] == "2026-11-28T10:00:00Z"

@@ -14,6 +14,8 @@ from dlqctl.cli.options import (
     ConsumerOpt,
     ErrorOpt,
     EventIdOpt,
+    FailedAgainOpt,
+    MinRetriesOpt,
     OutputFormat,
     OutputOpt,
     SinceOpt,
@@ -26,7 +28,7 @@ from dlqctl.cli.options import (
 from dlqctl.cli.output import machine
 from dlqctl.core.cursor import decode_cursor
 from dlqctl.core.filters import EntryFilter
-from dlqctl.core.models import DlqEntry
+from dlqctl.core.models import DlqEntry, RetryFilter
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
@@ -42,6 +44,8 @@ def list_entries(
     until: UntilOpt = None,
     error: ErrorOpt = None,
     event_id: EventIdOpt = None,
+    failed_again: FailedAgainOpt = False,
+    min_retries: MinRetriesOpt = None,
     limit: Annotated[
         int | None,
         typer.Option(
@@ -72,7 +76,8 @@ def list_entries(
     """List entries, newest first (failed_at, then dlq_id), all statuses unless -s.
 
     Pages continue with --cursor (printed under the table; next_cursor in JSON); --all
-    streams every match instead.
+    streams every match instead. "retries" counts replays (a pending entry with retries
+    failed again after them); ✎ marks an entry whose replay sends an edited version.
 
     Example: dlqctl list -c orders -s pending --since 2h
     """
@@ -96,12 +101,18 @@ def list_entries(
     # Lazy (psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
     from dlqctl.usecases.inspect import iter_entries, list_page
 
+    retry = RetryFilter(failed_again=failed_again, min_retries=min_retries)
     if all_:
-        entries = iter_entries(settings, entry_filter, after=after, payload=payload)
+        entries = iter_entries(settings, entry_filter, after=after, payload=payload, retry=retry)
         next_cursor = None
     else:
         page = list_page(
-            settings, entry_filter, limit=limit or DEFAULT_LIMIT, after=after, payload=payload
+            settings,
+            entry_filter,
+            limit=limit or DEFAULT_LIMIT,
+            after=after,
+            payload=payload,
+            retry=retry,
         )
         entries, next_cursor = iter(page.entries), page.next_cursor
     if output is OutputFormat.JSON:
@@ -113,13 +124,14 @@ def list_entries(
     elif output is OutputFormat.CSV:
         machine.print_entries_csv(entries, details=payload)
     else:
-        _table(ctx, entries, entry_filter, limit, next_cursor, payload=payload, all_=all_)
+        _table(ctx, entries, entry_filter, retry, limit, next_cursor, payload=payload, all_=all_)
 
 
 def _table(
     ctx: typer.Context,
     entries: Iterator[DlqEntry],
     entry_filter: EntryFilter,
+    retry: RetryFilter,
     limit: int | None,
     next_cursor: str | None,
     *,
@@ -129,11 +141,13 @@ def _table(
     """Aligned lines, and on stderr how many were shown and the command for the next page."""
     # Lazy (Rich): importing the CLI stays cheap; see tests/cli/test_startup.py.
     from dlqctl.cli.output.console import note
-    from dlqctl.cli.output.entries import render_entries
+    from dlqctl.cli.output.entries import EDITED_MARK, render_entries
 
-    shown = render_entries(
+    shown, edited = render_entries(
         entries, payload=payload, now=datetime.now(UTC), chunk=TABLE_CHUNK if all_ else None
     )
+    if edited:
+        note(f"{EDITED_MARK.strip()} edited: replay sends the edited version (dlqctl show ID)")
     if not shown:
         note("no matching entries")
     elif next_cursor is None:
@@ -142,6 +156,8 @@ def _table(
         state = app_state(ctx)
         args = ["dlqctl"] + (["--profile", state.profile] if state.profile else [])
         args += ["list", *filter_args(entry_filter)]
+        args += ["--failed-again"] if retry.failed_again else []
+        args += [] if retry.min_retries is None else ["--min-retries", str(retry.min_retries)]
         args += (["-n", str(limit)] if limit else []) + (["--payload"] if payload else [])
         command = shlex.join([*args, "--cursor", next_cursor])
         note(f"{shown} entries, newest first. Next page: {command}")

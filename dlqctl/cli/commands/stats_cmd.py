@@ -13,13 +13,15 @@ from dlqctl.cli.options import (
     ConsumerOpt,
     ErrorOpt,
     EventIdOpt,
+    FailedAgainOpt,
+    MinRetriesOpt,
     SinceOpt,
     StatusOpt,
     UntilOpt,
     build_entry_filter,
 )
 from dlqctl.cli.output import machine
-from dlqctl.core.models import StatsDimension
+from dlqctl.core.models import RetryFilter, StatsDimension
 
 
 class StatsFormat(enum.StrEnum):
@@ -38,13 +40,16 @@ def stats(
     until: UntilOpt = None,
     error: ErrorOpt = None,
     event_id: EventIdOpt = None,
+    failed_again: FailedAgainOpt = False,
+    min_retries: MinRetriesOpt = None,
     by: Annotated[
         StatsDimension | None,
         typer.Option(
             "--by",
             case_sensitive=False,
             show_default=False,
-            help="Break the matches down by this (hour and day: failures over time).",
+            help="Break the matches down by this (hour and day: failures over time;"
+            " retries: how many times they were replayed).",
         ),
     ] = None,
     top: Annotated[
@@ -60,8 +65,8 @@ def stats(
         ),
     ] = StatsFormat.TABLE,
 ) -> None:
-    """Count matching entries by consumer and status, with the oldest pending entry and
-    the top error groups.
+    """Count matching entries by consumer and status, with the oldest pending entry, the
+    top error groups, and the entries that failed again after a replay.
 
     Messages that differ only in numbers, ids, hex, quoted values or timestamps form one
     error group. Reads only; safe to run from cron.
@@ -80,7 +85,8 @@ def stats(
     # Lazy (psycopg): importing the CLI stays cheap; see tests/cli/test_startup.py.
     from dlqctl.usecases.inspect import compute_stats
 
-    result = compute_stats(settings, entry_filter, by=by)
+    retry = RetryFilter(failed_again=failed_again, min_retries=min_retries)
+    result = compute_stats(settings, entry_filter, by=by, retry=retry)
     if output is StatsFormat.JSON:
         machine.print_json(result.to_json(top=top))
     elif output is StatsFormat.OPENMETRICS:

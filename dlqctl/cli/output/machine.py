@@ -16,7 +16,8 @@ from typing import Any
 from dlqctl.core.models import DlqEntry, DlqStats, Status
 
 # The keys of DlqEntry.to_json(), in order: the CSV header even when nothing matches.
-ENTRY_FIELDS = (
+# "edited" (added in round 2) comes last so that the earlier columns keep their places.
+_ENTRY_KEYS = (
     "dlq_id",
     "consumer",
     "event_id",
@@ -25,8 +26,9 @@ ENTRY_FIELDS = (
     "failed_at",
     "error_message",
 )
+ENTRY_FIELDS = (*_ENTRY_KEYS, "edited")
 DETAIL_FIELDS = (
-    *ENTRY_FIELDS,
+    *_ENTRY_KEYS,
     "event_payload",
     "source_topic",
     "source_partition",
@@ -35,6 +37,7 @@ DETAIL_FIELDS = (
     "event_headers",
     "status_changed_at",
     "status_reason",
+    "edited",
 )
 
 
@@ -142,5 +145,17 @@ def openmetrics_text(stats: DlqStats, statuses: Sequence[Status]) -> str:
     for consumer, failed_at in sorted(stats.oldest_pending.items()):
         age = max(0.0, (stats.as_of - failed_at).total_seconds())
         lines.append(f'dlq_oldest_pending_age_seconds{{consumer="{_label(consumer)}"}} {age:.3f}')
+    # Only grows (one per later failure) until purge deletes entries with their attempts:
+    # increase() over it counts re-failures (see docs/inspect.md).
+    lines += [
+        "# TYPE dlq_refailures gauge",
+        "# HELP dlq_refailures Failures of replayed entries recorded so far"
+        " (dlq_attempts rows) per consumer.",
+    ]
+    for consumer in sorted({*consumers, *stats.refailures}):
+        later = stats.refailures.get(consumer)
+        lines.append(
+            f'dlq_refailures{{consumer="{_label(consumer)}"}} {later.attempts if later else 0}'
+        )
     lines.append("# EOF")
     return "\n".join(lines) + "\n"

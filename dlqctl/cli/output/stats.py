@@ -38,6 +38,10 @@ def render_stats(stats: DlqStats, *, top: int) -> None:
     for s in statuses:
         table.add_column(s.value, justify="right", no_wrap=True, footer=f"{per_status[s]:,}")
     table.add_column("total", justify="right", no_wrap=True, footer=f"{stats.total:,}")
+    refailed = sum(r.entries for r in stats.refailures.values())
+    if refailed:
+        # Entries that failed again after a replay (only when there are any).
+        table.add_column("failed again", justify="right", no_wrap=True, footer=f"{refailed:,}")
     table.add_column(
         "oldest pending (UTC)", footer=when(stats.oldest_pending_failed_at, stats.as_of)
     )
@@ -45,13 +49,23 @@ def render_stats(stats: DlqStats, *, top: int) -> None:
     for c in stats.counts:
         by_consumer.setdefault(c.consumer, {})[c.status] = c.count
     for consumer, counts in sorted(by_consumer.items()):
+        later = stats.refailures.get(consumer)
+        again = [Text(f"{later.entries:,}" if later else "0")] if refailed else []
         table.add_row(
             Text(consumer),
             *(Text(f"{counts.get(s, 0):,}") for s in statuses),
             Text(f"{sum(counts.values()):,}"),
+            *again,
             Text(when(stats.oldest_pending.get(consumer), stats.as_of)),
         )
     console.print(table)
+    if refailed:
+        attempts = sum(r.attempts for r in stats.refailures.values())
+        note(
+            f"{refailed:,} {'entry' if refailed == 1 else 'entries'} failed again after a"
+            f" replay ({attempts:,} later {'failure' if attempts == 1 else 'failures'});"
+            " dlqctl list --failed-again lists them"
+        )
     if stats.error_groups:
         errors = Table(
             title=f"top error groups (of {len(stats.error_groups):,})",
