@@ -86,6 +86,18 @@ def test_bash_completes_commands_and_options() -> None:
     assert _complete_bash("dlqctl completion ") == ["bash", "zsh", "fish"]
 
 
+def test_bash_completes_this_rounds_command_and_flags() -> None:
+    assert _complete_bash("dlqctl ed") == ["edit"]
+    assert {"--from-file", "--set-header", "--unset-header", "--revert"} <= set(
+        _complete_bash("dlqctl edit --")
+    )
+    assert {"--canary", "--canary-group", "--canary-wait"} <= set(
+        _complete_bash("dlqctl replay --can")
+    )
+    assert {"--plan", "--plan-out"} <= set(_complete_bash("dlqctl replay --pl"))
+    assert {"--failed-again", "--min-retries"} <= set(_complete_bash("dlqctl stats --"))
+
+
 @pytest.mark.parametrize(
     ("shell", "env"),
     [
