@@ -19,7 +19,7 @@ LOWEST_STAMP  := $(LOWEST_VENV)/.dlqctl-installed
 UV            := $(BIN)/uv
 UV_REQUIREMENT ?= uv>=0.9,<1
 
-.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 test-lowest soak bench completions clean
+.PHONY: venv demo test lint typecheck unit pytest pytest-pg15 test-lowest soak bench completions docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -92,6 +92,10 @@ bench: $(STAMP)
 
 completions: $(STAMP)
 	$(BIN)/python -m dlqctl.cli.completion completions
+
+# docs/commands.md: every command's --help (tests/docs/test_commands_reference.py checks it).
+docs: $(STAMP)
+	$(BIN)/python -m dlqctl.cli.reference docs/commands.md
 
 clean:
 	rm -rf $(VENV) $(LOWEST_VENV) build dist .mypy_cache .ruff_cache

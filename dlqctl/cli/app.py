@@ -270,12 +270,15 @@ def _global_options(
     ctx: typer.Context,
     profile: Annotated[
         str | None,
-        typer.Option("--profile", help="Config-file profile to use [env: DLQCTL_PROFILE]."),
+        typer.Option(
+            "--profile", metavar="NAME", help="Config-file profile to use [env: DLQCTL_PROFILE]."
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
             "--database-url",
+            metavar="URL",
             help="libpq URI or key=value DSN [env: DLQCTL_DATABASE_URL; unset: PG* variables].",
         ),
     ] = None,

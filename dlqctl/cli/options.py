@@ -33,11 +33,30 @@ class SummaryFormat(enum.StrEnum):
     JSON = "json"
 
 
+def choices(values: type[enum.Enum]) -> str:
+    """The metavar of an option that takes one of fixed values: ``a|b|c`` (no ``<…>``)."""
+    return "|".join(str(member.value) for member in values)
+
+
 OutputOpt = Annotated[
-    OutputFormat, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)
+    OutputFormat,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output format.",
+        case_sensitive=False,
+        metavar=choices(OutputFormat),
+    ),
 ]
 SummaryOutputOpt = Annotated[
-    SummaryFormat, typer.Option("--output", "-o", help="Output format.", case_sensitive=False)
+    SummaryFormat,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output format.",
+        case_sensitive=False,
+        metavar=choices(SummaryFormat),
+    ),
 ]
 ConsumerOpt = Annotated[
     list[str] | None,
@@ -58,7 +77,7 @@ StatusOpt = Annotated[
         help="Only this status (repeatable).",
         case_sensitive=False,
         show_default=False,
-        metavar="pending|replayed|discarded",
+        metavar=choices(Status),
     ),
 ]
 SinceOpt = Annotated[

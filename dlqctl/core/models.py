@@ -246,7 +246,7 @@ _ENTRY_FIELDS = frozenset(DlqEntry.__dataclass_fields__)
 
 @dataclass
 class WriteResult:
-    """What a write command did (SPEC §4 write-command JSON)."""
+    """What a write command did: its `-o json` summary (see docs/operations.md)."""
 
     action: str
     dry_run: bool
@@ -502,7 +502,7 @@ class CleanupResult:
     exit_code: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The SPEC §4 write-command object plus cleanup's own fields."""
+        """The write-command summary plus cleanup's own fields (see docs/operations.md)."""
         data = self.write.to_json()
         if self.write.action == "purge":
             data["older_than"] = self.older_than

@@ -145,8 +145,8 @@ class ReplayPlan(RunPlan):
 
 @dataclass
 class ReplayReport:
-    """The outcome of a run: the SPEC §4 result, the plan it worked from, and (when it
-    failed or was interrupted) one line saying why."""
+    """The outcome of a run: the write-command result (docs/operations.md), the plan it
+    worked from, and (when it failed or was interrupted) one line saying why."""
 
     result: WriteResult
     plan: ReplayPlan

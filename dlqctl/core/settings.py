@@ -1,6 +1,6 @@
 """The one settings object, loaded from flags, environment, config file and defaults.
 
-Precedence (SPEC §3): command-line flag > environment (``DLQCTL_*``) > config file
+Precedence (docs/configuration.md): command-line flag > environment (``DLQCTL_*``) > config file
 (``$DLQCTL_CONFIG``, else ``~/.config/dlqctl/config.toml``; top-level values plus the
 selected ``[profiles.NAME]`` table) > defaults. Each layer is read on its own so that
 ``dlqctl config`` can say where every effective value came from.

@@ -36,8 +36,8 @@ from dlqctl.db.filters import (
     walk,
 )
 
-# The SPEC §4 entry object's columns, then what `list --payload` adds, then what only
-# `show` prints.
+# The columns of an entry as `list -o json` prints it, then what `list --payload` adds, then
+# what only `show` prints (docs/consumer.md, "What an entry holds", says what each holds).
 ENTRY_COLUMNS = (
     "dlq_id",
     "consumer",

@@ -19,7 +19,8 @@ from tests.integration.schema import dump_schema
 SNAPSHOT = Path(__file__).with_name("schema_snapshot.txt")
 ROOT = Path(__file__).resolve().parents[2]
 
-# The original system's migration, verbatim from SPEC §2 (uuidv7() exists on 18+ only).
+# The table as the original system created it, verbatim, before any dlqctl migration
+# (uuidv7() exists on 18+ only).
 ORIGINAL_DDL = """
 CREATE TABLE IF NOT EXISTS dlq (
   dlq_id        UUID PRIMARY KEY DEFAULT {uuid_default},

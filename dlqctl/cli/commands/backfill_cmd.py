@@ -21,6 +21,7 @@ def backfill(
             "--batch-size",
             min=1,
             max=MAX_BACKFILL_BATCH,
+            metavar="N",
             help="Rows per transaction (each batch commits on its own).",
         ),
     ] = DEFAULT_BACKFILL_BATCH,

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from dlqctl.cli.context import AppState, app_state
+from dlqctl.cli.options import choices
 from dlqctl.cli.signals import stop_on_signals
 from dlqctl.core.errors import DlqctlError
 from dlqctl.core.logformat import JsonFormatter
@@ -98,6 +99,7 @@ def consume(
         typer.Option(
             "--log-format",
             case_sensitive=False,
+            metavar=choices(LogFormat),
             help="Log lines as text, or as one JSON object per line (ts, level, msg, fields).",
         ),
     ] = LogFormat.TEXT,

@@ -41,6 +41,7 @@ def discard(
         str | None,
         typer.Option(
             "--reason",
+            metavar="TEXT",
             help="Why (stored on each entry and in the audit log).",
             show_default=False,
         ),

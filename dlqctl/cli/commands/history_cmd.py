@@ -16,11 +16,14 @@ def history(
     action: Annotated[
         str | None,
         typer.Option(
-            "--action", help="Only this action (replay, discard, purge).", show_default=False
+            "--action",
+            metavar="ACTION",
+            help="Only this action (replay, discard, purge).",
+            show_default=False,
         ),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", min=1, max=10_000, help="At most this many rows.")
+        int, typer.Option("--limit", min=1, max=10_000, metavar="N", help="At most this many rows.")
     ] = 50,
     output: SummaryOutputOpt = SummaryFormat.TABLE,
 ) -> None:

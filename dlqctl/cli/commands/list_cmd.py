@@ -53,6 +53,7 @@ def list_entries(
             "-n",
             min=1,
             max=MAX_LIMIT,
+            metavar="N",
             show_default=False,
             help=f"Entries per page (default {DEFAULT_LIMIT}).",
         ),
@@ -61,6 +62,7 @@ def list_entries(
         str | None,
         typer.Option(
             "--cursor",
+            metavar="CURSOR",
             show_default=False,
             help="Continue after the page that printed this cursor.",
         ),

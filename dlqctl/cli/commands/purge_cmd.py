@@ -21,6 +21,7 @@ from dlqctl.cli.options import (
     UntilOpt,
     YesOpt,
     build_entry_filter,
+    choices,
     parse_duration_option,
 )
 from dlqctl.cli.signals import stop_on_signals
@@ -41,6 +42,7 @@ def purge(
         str,
         typer.Option(
             "--older-than",
+            metavar="DURATION",
             show_default=False,
             help=f"Delete entries whose failed_at is older than this: {DURATION_HELP}.",
         ),
@@ -52,6 +54,7 @@ def purge(
             "--status",
             "-s",
             case_sensitive=False,
+            metavar=choices(Status),
             show_default=False,
             help="Only this status (repeatable). Default: replayed and discarded; pending"
             " entries are deleted only when --status pending is given.",
@@ -67,6 +70,7 @@ def purge(
             "--batch-size",
             min=1,
             max=MAX_BATCH,
+            metavar="N",
             help="Rows deleted per transaction (each batch commits on its own).",
         ),
     ] = DEFAULT_PURGE_BATCH,

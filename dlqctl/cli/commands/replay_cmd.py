@@ -47,6 +47,7 @@ def replay(
         typer.Option(
             "--topic",
             "-t",
+            metavar="TOPIC",
             show_default=False,
             help="Publish every entry to this topic (default: the topic it was consumed from,"
             " else the consumer's topic in DLQCTL_TOPIC_MAP).",
@@ -54,7 +55,12 @@ def replay(
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", help="At most this many messages per second.", show_default=False),
+        typer.Option(
+            "--rate",
+            metavar="PER_SECOND",
+            help="At most this many messages per second.",
+            show_default=False,
+        ),
     ] = None,
     batch_size: Annotated[
         int,
@@ -62,13 +68,18 @@ def replay(
             "--batch-size",
             min=1,
             max=MAX_BATCH_SIZE,
+            metavar="N",
             help="Entries per transaction (claimed, published, marked together).",
         ),
     ] = 1000,
     limit: Annotated[
         int | None,
         typer.Option(
-            "--limit", min=1, help="At most this many entries, oldest first.", show_default=False
+            "--limit",
+            min=1,
+            metavar="N",
+            help="At most this many entries, oldest first.",
+            show_default=False,
         ),
     ] = None,
     canary: Annotated[

@@ -19,6 +19,7 @@ from dlqctl.cli.options import (
     StatusOpt,
     UntilOpt,
     build_entry_filter,
+    choices,
 )
 from dlqctl.cli.output import machine
 from dlqctl.core.models import RetryFilter, StatsDimension
@@ -47,13 +48,15 @@ def stats(
         typer.Option(
             "--by",
             case_sensitive=False,
+            metavar=choices(StatsDimension),
             show_default=False,
             help="Break the matches down by this (hour and day: failures over time;"
             " retries: how many times they were replayed).",
         ),
     ] = None,
     top: Annotated[
-        int, typer.Option("--top", min=1, max=1000, help="How many error groups to show.")
+        int,
+        typer.Option("--top", min=1, max=1000, metavar="N", help="How many error groups to show."),
     ] = 10,
     output: Annotated[
         StatsFormat,
@@ -61,6 +64,7 @@ def stats(
             "--output",
             "-o",
             case_sensitive=False,
+            metavar=choices(StatsFormat),
             help="Output format (openmetrics: for a node-exporter textfile collector).",
         ),
     ] = StatsFormat.TABLE,
