@@ -34,7 +34,7 @@ COLUMNS = (
 # Who acts in the audit log of every test run, and how long replay waits for the test broker.
 ACTOR = "oncall-test"
 DELIVERY_TIMEOUT = 10
-# tansu holds a group's first JoinGroup for session.timeout.ms / 2 (infra recipe §3.2).
+# tansu holds a group's first JoinGroup for session.timeout.ms / 2.
 TEST_CONSUMER_CONFIG = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
 _sequence = itertools.count()

@@ -1,4 +1,4 @@
-"""librdkafka's mock cluster, driven through its C API with ctypes (infra recipe §4b).
+"""librdkafka's mock cluster, driven through its C API with ctypes.
 
 It runs inside this process, in the same librdkafka the Python client uses, and listens on
 a real TCP port, so a dlqctl subprocess or an in-process producer reaches it like a broker.

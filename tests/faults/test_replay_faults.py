@@ -142,8 +142,8 @@ def test_broker_going_down_mid_run_stops_the_run_and_keeps_undelivered_entries(
 def test_tansu_killed_and_restarted_mid_run_ends_the_run_within_the_timeout(
     conn: Any, db_url: str
 ) -> None:
-    # A restarted tansu is an empty cluster, and the idempotent producer is wedged on
-    # UNKNOWN_PRODUCER_ID (infra recipe §3.3): the run must still end, and report.
+    # A restarted tansu is an empty cluster that forgot the producer's id, and the idempotent
+    # producer is wedged on UNKNOWN_PRODUCER_ID: the run must still end, and report.
     with EmbeddedBroker() as broker:
         topic = create_topic(broker.bootstrap_servers)
         ids = insert_entries(conn, [entry(source_topic=topic) for _ in range(40)])
