@@ -43,7 +43,8 @@ typecheck: $(STAMP)
 
 # Each test lane runs in a temporary directory of its own (TMPDIR), removed when it ends: the
 # embedded servers and the demo's state file of one lane never meet another lane's.
-OWN_TMPDIR = lane_tmp=$$(mktemp -d) && trap 'rm -rf "$$lane_tmp"' EXIT && TMPDIR=$$lane_tmp
+# (Readable by all: as root, the embedded PostgreSQL runs as "nobody".)
+OWN_TMPDIR = lane_tmp=$$(mktemp -d) && chmod 755 "$$lane_tmp" && trap 'rm -rf "$$lane_tmp"' EXIT && TMPDIR=$$lane_tmp
 
 pytest: $(STAMP)
 	$(OWN_TMPDIR) $(BIN)/pytest $(PYTEST_ARGS)
