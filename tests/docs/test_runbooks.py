@@ -161,6 +161,13 @@ def test_every_shell_block_runs_or_says_why_not() -> None:
             )
 
 
+def test_cron_example_has_the_cron_role_grants() -> None:
+    """docs/examples/cron/dlqctl repeats the cron role's grants for those who copy it."""
+    cron = (ROOT / "docs" / "examples" / "cron" / "dlqctl").read_text()
+    documented = re.findall(r"GRANT [^;]+;", documented_roles()["dlq_cron"])
+    assert sorted(re.findall(r"GRANT [^;]+;", cron)) == sorted(documented)
+
+
 # -- running a section ------------------------------------------------------------------------
 
 
