@@ -29,6 +29,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -304,6 +305,7 @@ class Stage:
     db_url: str
     conn: psycopg.Connection[Any]
     bootstrap: str
+    topic: str  # the topic the seeded entries were consumed from
     cwd: Path
     names: dict[str, str]  # documented role name → this test's role name
     substitutions: dict[str, str] = field(default_factory=dict)
@@ -372,7 +374,7 @@ def stage(
         db.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(names[OWNER_ROLE])))
         to_create = roles
     topic = create_topic(broker.bootstrap_servers)
-    current = Stage(url, db, broker.bootstrap_servers, tmp_path, names)
+    current = Stage(url, db, broker.bootstrap_servers, topic, tmp_path, names)
     try:
         for code in dict.fromkeys(to_create.values()):
             db.execute(current.localise(code))
@@ -397,42 +399,24 @@ def stage(
 )
 def test_section_runs(stage: Stage, request: pytest.FixtureRequest) -> None:
     section: Section = request.node.callspec.params["stage"]
-    if "consumer" in section.needs:
-        with running_consumer(stage):
-            for block in section.runnable:
-                stage.run(block)
-    else:
+    with ExitStack() as stack:
+        if "consumer" in section.needs:
+            stack.enter_context(running_service(stage))
         for block in section.runnable:
             stage.run(block)
 
 
-class running_consumer:
-    """The service that consumes the topic the seeded entries came from, as the writer role."""
-
-    def __init__(self, stage: Stage) -> None:
-        topic = _topic_of(stage)
-        settings = make_settings(stage.url("dlq_writer"), stage.bootstrap)
-        self.consumer = make_consumer(
-            lambda _event: None, settings, topic, group="orders-projector", metrics_port=0
-        )
-        self.running = RunningConsumer(self.consumer)
-        self.stage = stage
-
-    def __enter__(self) -> running_consumer:
-        self.running.__enter__()
-        self.running.wait_assigned()
-        url = self.consumer.metrics_url
-        assert url is not None
-        self.stage.substitutions[METRICS_ADDRESS] = url.removeprefix("http://")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.running.stop()
-
-
-def _topic_of(stage: Stage) -> str:
-    row = stage.conn.execute(
-        "SELECT source_topic FROM dlq WHERE source_topic IS NOT NULL LIMIT 1"
-    ).fetchone()
-    assert row is not None
-    return str(row["source_topic"] if isinstance(row, dict) else row[0])
+@contextmanager
+def running_service(stage: Stage) -> Iterator[None]:
+    """The service that consumes the seeded entries' topic (consumer and group
+    ``orders-projector``, every event handled), as the service writer role, with its metrics
+    endpoint where the docs say ``127.0.0.1:9464``."""
+    settings = make_settings(stage.url("dlq_writer"), stage.bootstrap)
+    consumer = make_consumer(
+        lambda _event: None, settings, stage.topic, group="orders-projector", metrics_port=0
+    )
+    with RunningConsumer(consumer) as running:
+        running.wait_assigned()
+        assert consumer.metrics_url is not None
+        stage.substitutions[METRICS_ADDRESS] = consumer.metrics_url.removeprefix("http://")
+        yield
