@@ -411,12 +411,14 @@ def running_service(stage: Stage) -> Iterator[None]:
     """The service that consumes the seeded entries' topic (consumer and group
     ``orders-projector``, every event handled), as the service writer role, with its metrics
     endpoint where the docs say ``127.0.0.1:9464``."""
-    settings = make_settings(stage.url("dlq_writer"), stage.bootstrap)
+    # A short session: tansu holds a new group's first join for half of it.
+    quick = {"session.timeout.ms": "3000"}
+    settings = make_settings(stage.url("dlq_writer"), stage.bootstrap, kafka_consumer_config=quick)
     consumer = make_consumer(
         lambda _event: None, settings, stage.topic, group="orders-projector", metrics_port=0
     )
     with RunningConsumer(consumer) as running:
-        running.wait_assigned()
+        running.wait_for(lambda: consumer.metrics_url is not None, what="the metrics endpoint")
         assert consumer.metrics_url is not None
         stage.substitutions[METRICS_ADDRESS] = consumer.metrics_url.removeprefix("http://")
         yield
