@@ -152,7 +152,9 @@ def test_every_shell_block_runs_or_says_why_not() -> None:
     assert len(skipped) <= MAX_NOT_RUN, [(b.page, b.line, b.not_run) for b in skipped]
     assert len(shell) - len(skipped) >= 30, "the pages lost their shell blocks"
     for block in shell:
-        assert block.not_run or block.run_as in roles, f"{block.page}:{block.line}: runs as {block.run_as!r}"
+        assert block.not_run or block.run_as in roles, (
+            f"{block.page}:{block.line}: runs as {block.run_as!r}"
+        )
     # Other fences that hold shell commands would dodge the test.
     for section in SECTIONS:
         for block in section.blocks:
