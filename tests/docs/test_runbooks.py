@@ -321,8 +321,8 @@ class Stage:
             text = re.sub(rf"(?<![\w.]){re.escape(documented)}(?![\w])", local, text)
         return text
 
-    def run(self, block: Block) -> None:
-        assert block.run_as is not None
+    def bash(self, code: str, role: str) -> subprocess.CompletedProcess[str]:
+        """Run shell code with bash, connected as the documented ``role``."""
         bindir = str(Path(sys.executable).parent)
         assert shutil.which("dlqctl", path=bindir), f"no dlqctl next to {sys.executable}"
         assert shutil.which("jq") and shutil.which("curl"), "the docs use jq and curl"
@@ -330,7 +330,7 @@ class Stage:
             {
                 "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
                 "HOME": str(self.cwd),
-                "DLQCTL_DATABASE_URL": self.url(block.run_as),
+                "DLQCTL_DATABASE_URL": self.url(role),
                 "DLQCTL_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "DLQCTL_KAFKA_DELIVERY_TIMEOUT": "10",
                 "DLQCTL_ACTOR": ACTOR,
@@ -338,8 +338,8 @@ class Stage:
                 "COLUMNS": "120",
             }
         )
-        done = subprocess.run(
-            ["bash", "-e", "-o", "pipefail", "-c", self.localise(block.code)],
+        return subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", self.localise(code)],
             cwd=self.cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -348,6 +348,10 @@ class Stage:
             timeout=240,
             check=False,
         )
+
+    def run(self, block: Block) -> None:
+        assert block.run_as is not None
+        done = self.bash(block.code, block.run_as)
         assert done.returncode == 0, (
             f"{block.page}:{block.line} (as {block.run_as}) exited {done.returncode}\n"
             f"{block.code}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
@@ -424,3 +428,29 @@ def running_service(stage: Stage) -> Iterator[None]:
         assert consumer.metrics_url is not None
         stage.substitutions[METRICS_ADDRESS] = consumer.metrics_url.removeprefix("http://")
         yield
+
+
+LEAST = Section("operations.md", "what each role may not do")
+
+
+@pytest.mark.parametrize("stage", [LEAST], ids=["roles"], indirect=True)
+def test_roles_cannot_do_more_than_their_section_says(stage: Stage) -> None:
+    """The read-only role writes nothing, the operator deletes nothing, the cron role
+    replays and edits nothing: each gets PostgreSQL's permission error, and nothing changed."""
+    refused = [
+        ("dlq_oncall", "dlqctl discard 0193a1b2 --reason test"),
+        ("dlq_oncall", "dlqctl replay 0193a1b2"),
+        ("dlq_operator", "dlqctl purge --older-than 30d --yes"),
+        ("dlq_cron", "dlqctl replay 0193a1b2"),
+        ("dlq_cron", "dlqctl edit 0193a1b2 --set-header schema-version=2"),
+    ]
+    before = stage.conn.execute("SELECT count(*) AS n, max(status_changed_at) AS t FROM dlq")
+    snapshot = before.fetchone()
+    for role, command in refused:
+        done = stage.bash(command, role)
+        assert done.returncode == 1, f"{role}: {command}: {done.returncode}\n{done.stderr}"
+        assert "permission denied" in done.stderr, f"{role}: {command}: {done.stderr}"
+    after = stage.conn.execute("SELECT count(*) AS n, max(status_changed_at) AS t FROM dlq")
+    assert after.fetchone() == snapshot
+    done = stage.conn.execute("SELECT count(*) AS n FROM dlq_actions WHERE outcome = 'ok'")
+    assert done.fetchone() == {"n": 0}
