@@ -454,3 +454,9 @@ def test_roles_cannot_do_more_than_their_section_says(stage: Stage) -> None:
     assert after.fetchone() == snapshot
     done = stage.conn.execute("SELECT count(*) AS n FROM dlq_actions WHERE outcome = 'ok'")
     assert done.fetchone() == {"n": 0}
+    # Nor with SQL of their own: the operator cannot touch what was stored of the event.
+    with (
+        psycopg.connect(stage.url("dlq_operator"), autocommit=True) as operator,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        operator.execute("UPDATE dlq SET event_payload = '{}' WHERE dlq_id = %s", (POISON_ID,))
