@@ -1,8 +1,8 @@
 """Run the benchmarks: ``python -m bench [SUITE ...] [--rows N]`` (``make bench``).
 
 Each suite measures dlqctl next to a raw baseline in the same run, prints Markdown tables
-and writes them to bench/results/SUITE.md; ``--update-readme`` copies them into README.md
-between the ``<!-- bench:SUITE -->`` markers.
+and writes them to bench/results/SUITE.md; ``--update-docs`` copies them into
+docs/performance.md between the ``<!-- bench:SUITE -->`` markers.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ SUITES: dict[str, str] = {
 }
 
 
-def update_readme(suites: list[str]) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+def update_docs(suites: list[str]) -> None:
+    page = ROOT / "docs" / "performance.md"
+    text = page.read_text()
     for suite in suites:
         block = (RESULTS / f"{suite}.md").read_text()
         pattern = re.compile(rf"(<!-- bench:{suite} -->\n).*?(<!-- /bench:{suite} -->)", re.DOTALL)
         if not pattern.search(text):
-            print(f"README.md has no <!-- bench:{suite} --> markers; skipped", file=sys.stderr)
+            print(f"{page.name} has no <!-- bench:{suite} --> markers; skipped", file=sys.stderr)
             continue
         text = pattern.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
-    readme.write_text(text)
+    page.write_text(text)
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
         "--quick", action="store_true", help="small sizes, for checking the benchmark code"
     )
     parser.add_argument(
-        "--update-readme", action="store_true", help="copy the results into README.md"
+        "--update-docs", action="store_true", help="copy the results into docs/performance.md"
     )
     args = parser.parse_args()
     # dlqctl runs from its source tree (an editable install): compile its bytecode once, as
@@ -65,8 +65,8 @@ def main() -> None:
         for table in tables:
             print(table.markdown())
         print(f"(written to {path.relative_to(ROOT)})")
-    if args.update_readme:
-        update_readme(chosen)
+    if args.update_docs:
+        update_docs(chosen)
 
 
 if __name__ == "__main__":

@@ -221,12 +221,12 @@ def test_two_writers_racing_on_one_message_record_one_attempt(conn: Any, db_url:
 
 
 def _documented_grants() -> list[str]:
-    """The GRANT statements of docs/consumer.md, "Database privileges"."""
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "consumer.md").read_text()
-    section = doc.split("## Database privileges", 1)[1]
+    """The GRANT statements of the service writer role, docs/operations.md."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    section = doc.split("### Service writer", 1)[1]
     block = section.split("```sql", 1)[1].split("```", 1)[0]
-    statements = [s.strip() for s in block.split(";") if s.strip()]
-    assert statements and all(s.startswith("GRANT ") for s in statements), statements
+    statements = [s.strip() for s in block.split(";") if s.strip().startswith("GRANT ")]
+    assert statements and all("dlq_writer" in s for s in statements), statements
     return statements
 
 
