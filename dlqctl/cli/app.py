@@ -186,7 +186,9 @@ class DlqctlGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        self.commands = _LazyCommands()
+        commands = _LazyCommands()
+        commands.update(self.commands)  # any registered with app.command(), built already
+        self.commands = commands
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # the names alone: TyperGroup's would build every command
