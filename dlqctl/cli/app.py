@@ -1,42 +1,29 @@
 """The dlqctl command line: global options, command registration and the one error boundary.
 
-Importing this module (which imports every command module) stays cheap so that `--help`
-and short commands start fast: psycopg, the Kafka client, pydantic-settings and Rich are
-imported inside the functions that need them (tests/cli/test_startup.py checks).
+Importing this module stays cheap so that `--help` and short commands start fast: a
+command's module is imported only when that command runs (or shows its help), and
+psycopg, the Kafka client, pydantic-settings and Rich only inside the functions that need
+them (tests/cli/test_startup.py checks; docs/performance.md has the figures).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import io
-import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import Annotated, Any, NamedTuple
 
 import typer
-from typer.core import TyperGroup
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo
 
 from dlqctl import __version__
-from dlqctl.cli.commands import (
-    backfill_cmd,
-    completion_cmd,
-    config_cmd,
-    consume_cmd,
-    demo_cmd,
-    discard_cmd,
-    edit_cmd,
-    history_cmd,
-    list_cmd,
-    migrate_cmd,
-    purge_cmd,
-    replay_cmd,
-    show_cmd,
-    stats_cmd,
-)
 from dlqctl.cli.context import AppState, debug_from_env, early_scrubber
 from dlqctl.core.errors import (
     EXIT_FAILED,
@@ -55,13 +42,168 @@ MAX_ERROR_LINE = 20_000
 SECRET_OPTION = "--database-url"
 
 
+class CommandSpec(NamedTuple):
+    """Where a command lives, and the first sentence of its help (what `dlqctl --help`
+    lists without importing the command's module)."""
+
+    module: str
+    function: str
+    summary: str
+
+
+# Every command, in the order `dlqctl --help` lists them. tests/cli/test_startup.py checks
+# that each summary still gives the line the command's own help would.
+COMMANDS: dict[str, CommandSpec] = {
+    "list": CommandSpec(
+        "list_cmd",
+        "list_entries",
+        "List entries, newest first (failed_at, then dlq_id), all statuses unless -s.",
+    ),
+    "show": CommandSpec(
+        "show_cmd",
+        "show",
+        "Show one entry: every column, the error in full, the payload pretty-printed.",
+    ),
+    "stats": CommandSpec(
+        "stats_cmd",
+        "stats",
+        "Count matching entries by consumer and status, with the oldest pending entry, the"
+        " top error groups, and the entries that failed again after a replay.",
+    ),
+    "replay": CommandSpec(
+        "replay_cmd", "replay", "Republish entries to Kafka and mark them replayed."
+    ),
+    "discard": CommandSpec(
+        "discard_cmd",
+        "discard",
+        "Mark pending entries discarded: they stay for inspection but are never replayed.",
+    ),
+    "purge": CommandSpec(
+        "purge_cmd",
+        "purge",
+        "Delete old entries in short batches (default: replayed and discarded ones).",
+    ),
+    "edit": CommandSpec(
+        "edit_cmd",
+        "edit",
+        "Change what replay publishes for one pending entry; the original is kept.",
+    ),
+    "consume": CommandSpec(
+        "consume_cmd",
+        "consume",
+        "Run the embedded consumer: call a handler on each event; failing events go to the DLQ.",
+    ),
+    "history": CommandSpec(
+        "history_cmd", "history", "Show the audit log of write commands, newest first."
+    ),
+    "migrate": CommandSpec(
+        "migrate_cmd",
+        "migrate",
+        "Apply pending schema migrations (idempotent; keeps existing rows).",
+    ),
+    "backfill": CommandSpec(
+        "backfill_cmd",
+        "backfill",
+        "Store the error fingerprint of rows other services wrote, so stats stays fast.",
+    ),
+    "config": CommandSpec(
+        "config_cmd",
+        "show_config",
+        "Print the effective settings and where each came from (secrets masked).",
+    ),
+    "demo": CommandSpec(
+        "demo_cmd",
+        "demo",
+        "Run the whole loop on an embedded PostgreSQL and Kafka-protocol broker, no setup.",
+    ),
+    "completion": CommandSpec(
+        "completion_cmd",
+        "completion",
+        "Print the shell completion script for bash, zsh or fish.",
+    ),
+}
+
+
+def load_command(name: str) -> TyperCommand:
+    """The Click command of ``name``, built from its function as ``app.command(name)``
+    would build it: imports the command's module."""
+    spec = COMMANDS[name]
+    module = importlib.import_module(f"dlqctl.cli.commands.{spec.module}")
+    command = typer.main.get_command_from_info(
+        CommandInfo(name=name, callback=getattr(module, spec.function)),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+    assert isinstance(command, TyperCommand)
+    return command
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """The group's commands: every name of COMMANDS, each built on first access."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._built[name] = load_command(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("dlqctl's commands cannot be removed")
+
+    def __iter__(self) -> Iterator[str]:
+        yield from COMMANDS
+        yield from (name for name in self._built if name not in COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS) + sum(name not in COMMANDS for name in self._built)
+
+    def summary_command(self, name: str) -> Any:
+        """The command if it is built, else a stand-in holding only its summary: enough for
+        the group's help listing."""
+        if name in self._built or name not in COMMANDS:
+            return self[name]
+        return TyperCommand(name=name, help=COMMANDS[name].summary)
+
+
 class _PipeClosed(Exception):
     """stdout's reader went away. Not an OSError, so that Typer does not turn it into exit 1."""
 
 
 class DlqctlGroup(TyperGroup):
     """Runs every invocation (console script and CliRunner alike) inside the error boundary:
-    errors become one line on stderr and an exit code, never a traceback unless --debug."""
+    errors become one line on stderr and an exit code, never a traceback unless --debug.
+
+    Its commands are those of COMMANDS, each loaded when it is first looked up (to run it,
+    show its help or complete it); its help lists them from their summaries.
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        commands = _LazyCommands()
+        commands.update(self.commands)  # any registered with app.command(), built already
+        self.commands = commands
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names alone: TyperGroup's would build every command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """As TyperGroup's, from the summaries: `dlqctl --help` imports no command."""
+        commands = self.commands
+        assert isinstance(commands, _LazyCommands)
+        shown = [(name, commands.summary_command(name)) for name in self.list_commands(ctx)]
+        shown = [(name, command) for name, command in shown if not command.hidden]
+        if shown:
+            limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+            rows = [(name, command.get_short_help_str(limit)) for name, command in shown]
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def main(  # type: ignore[override]
         self,
@@ -296,45 +438,9 @@ def _global_options(
     state.profile = profile
     state.database_url = database_url
     state.debug = state.debug or debug
-    _configure_logging(logging.DEBUG if state.debug else logging.INFO)
+    from dlqctl.cli.logsetup import configure_logging
 
-
-class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at emit time (the scrubbing stream of this run)."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _configure_logging(level: int) -> None:
-    """dlqctl's log lines go to stderr through the scrubber, one line each."""
-    logger = logging.getLogger("dlqctl")
-    logger.setLevel(level)
-    if not any(isinstance(h, _CurrentStderrHandler) for h in logger.handlers):
-        handler = _CurrentStderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-
-
-app.command("list")(list_cmd.list_entries)
-app.command("show")(show_cmd.show)
-app.command("stats")(stats_cmd.stats)
-app.command("replay")(replay_cmd.replay)
-app.command("discard")(discard_cmd.discard)
-app.command("purge")(purge_cmd.purge)
-app.command("edit")(edit_cmd.edit)
-app.command("consume")(consume_cmd.consume)
-app.command("history")(history_cmd.history)
-app.command("migrate")(migrate_cmd.migrate)
-app.command("backfill")(backfill_cmd.backfill)
-app.command("config")(config_cmd.show_config)
-app.command("demo")(demo_cmd.demo)
-app.command("completion")(completion_cmd.completion)
+    configure_logging(state.debug)
 
 
 def main() -> None:
