@@ -382,6 +382,62 @@ def test_metric_and_schema_names_in_the_docs_exist() -> None:
     assert problems == [], "\n".join(problems)
 
 
+# --- JSON keys --------------------------------------------------------------------------
+
+# A key of a JSON sample (`"key": …`), and a field a jq filter reads (`jq -r .canary.outcome`).
+JSON_KEY = re.compile(r'"([a-z_][a-z0-9_]*)"\s*:')
+JQ_FILTER = re.compile(r"\bjq\b(.*)")
+JQ_PATH = re.compile(r"(?<![\w$/])\.(?:[a-z_][a-z0-9_]*|\[\d*\])(?:\.?\[\d*\]|\.[a-z_][a-z0-9_]*)*")
+
+
+def json_keys(text: str) -> set[str]:
+    """The JSON keys a line of the docs shows or reads."""
+    keys = set(JSON_KEY.findall(text))
+    jq = JQ_FILTER.search(text)
+    if jq:
+        for path in JQ_PATH.findall(jq.group(1)):
+            keys |= set(re.findall(r"[a-z_][a-z0-9_]*", path))
+    return keys
+
+
+def code_words() -> set[str]:
+    """Every identifier and word of dlqctl's code and schema: a key of its machine output is
+    one of them (a dict key, a field or a column name)."""
+    return {
+        word
+        for path in _code_files("dlqctl", "migrations")
+        for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text())
+    }
+
+
+def test_json_keys_in_the_docs_exist_in_the_code() -> None:
+    known = code_words()
+    problems = [
+        f"{snippet.where}: JSON key {key!r} is not a name in dlqctl's code or schema"
+        for snippet in _all_snippets()
+        for key in sorted(json_keys(snippet.text))
+        if key not in known
+    ]
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        ('{"dlq_id": "0193…", "replayed": 3}', {"dlq_id", "replayed"}),
+        (
+            "dlqctl replay … -o json > replay.json; jq -r .canary.outcome replay.json",
+            {"canary", "outcome"},
+        ),
+        ("jq -c '{dlq_id, changed}' | jq .[0].failures", {"failures"}),
+        ("cat replay.json", set()),
+    ],
+)
+def test_json_keys_are_found(text: str, keys: set[str]) -> None:
+    assert json_keys(text) == keys
+    assert "replayed_count" not in code_words()
+
+
 # --- exit codes -------------------------------------------------------------------------
 
 
