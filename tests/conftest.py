@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings
 from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
@@ -25,6 +26,12 @@ from dlqctl.embedded.postgres import EmbeddedPostgres
 from dlqctl.embedded.tansu import EmbeddedBroker
 from tests.cli_helpers import CliEnv, CliRun, run_cli
 from tests.factories import ACTOR, DELIVERY_TIMEOUT
+
+# Property tests: no deadline (a timing threshold: the lanes of `make test` share two cores)
+# and no example database in the tree (two lanes with different Hypothesis versions run at
+# once); a failing example is printed with its seed instead.
+settings.register_profile("dlqctl", deadline=None, database=None)
+settings.load_profile("dlqctl")
 
 TEMPLATE_BASE = "dlqctl_test"
 

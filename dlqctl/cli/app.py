@@ -164,6 +164,10 @@ class _LazyCommands(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(COMMANDS) + sum(name not in COMMANDS for name in self._built)
 
+    def __contains__(self, name: object) -> bool:
+        # Without this, Mapping's `in` builds the command (imports its module) to find out.
+        return name in COMMANDS or name in self._built
+
     def summary_command(self, name: str) -> Any:
         """The command if it is built, else a stand-in holding only its summary: enough for
         the group's help listing."""
@@ -377,10 +381,13 @@ def _show_usage_error(exc: typer.TyperException) -> None:
     errors; the ``show`` that prints them lives on its subclasses in Typer's private
     modules, so it is looked up rather than imported.
     """
+    show = getattr(exc, "show", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and callable(show):
+        show()  # `dlqctl` alone: the whole help, as it is
+        return
     message = one_line(exc.format_message(), limit=MAX_ERROR_LINE)
     # One line, whatever the error (a choice list, a value with a newline in it).
     setattr(exc, "format_message", lambda: message)  # noqa: B010 (a bound method's stand-in)
-    show = getattr(exc, "show", None)
     if callable(show):
         show()
     else:

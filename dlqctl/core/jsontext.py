@@ -11,6 +11,8 @@ too), so ``compact(pretty(text)) == compact(text)``.
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,6 +60,10 @@ def decode_utf8(data: bytes) -> str:
         raise JsonTextError(line, column, "not UTF-8 text") from None
 
 
+# A run of more digits than Python converts to an int (see parse).
+_LONG_DIGITS = re.compile(f"[0-9]{{{sys.get_int_max_str_digits() + 1},}}")
+
+
 def parse(data: bytes | str) -> Any:
     """The JSON value of ``data`` (UTF-8 when bytes); JsonTextError where it breaks.
 
@@ -77,6 +83,13 @@ def parse(data: bytes | str) -> Any:
         if not text.strip():
             reason = "empty: no JSON value"
         raise JsonTextError(exc.lineno, exc.colno, reason) from None
+    except ValueError:
+        # Python's limit on integer digits (sys.get_int_max_str_digits): such a value is
+        # handled as bytes that are not JSON rather than converted at quadratic cost.
+        long_number = _LONG_DIGITS.search(text)
+        line, column = _position(text, long_number.start()) if long_number else (1, 1)
+        limit = sys.get_int_max_str_digits()
+        raise JsonTextError(line, column, f"a number of more than {limit} digits") from None
 
 
 def is_json(data: bytes | str) -> bool:

@@ -261,10 +261,19 @@ def _editor(tmp_path: Path, body: str) -> str:
     script.write_text(
         f"#!{sys.executable}\nimport pathlib, sys\n"
         "assert sys.stdin.isatty(), 'the editor runs on the terminal'\n"
-        f"path = pathlib.Path(sys.argv[-1])\ntext = path.read_text()\n{body}\n"
+        "path = pathlib.Path(sys.argv[-1])\n"
+        "assert path.stat().st_mode & 0o777 == 0o600, 'the file is private'\n"
+        f"text = path.read_text()\n{body}\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return f'"{script}" --wait'
+
+
+def _temp_dir(tmp_path: Path) -> Path:
+    """The TMPDIR of the edit runs: where dlqctl makes the file the editor opens."""
+    folder = tmp_path / "tmp"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def test_the_editor_on_a_terminal_edits_the_pretty_printed_value(
@@ -279,7 +288,9 @@ def test_the_editor_on_a_terminal_edits_the_pretty_printed_value(
         "path.write_text(text.replace('\"XXX\"', '\"EUR\"'))",
     )
 
-    run = run_on_terminal(["edit", str(dlq_id)[:8]], cli_env(VISUAL=visual, EDITOR="false"))
+    temp = _temp_dir(tmp_path)
+    env = cli_env(VISUAL=visual, EDITOR="false", TMPDIR=str(temp))
+    run = run_on_terminal(["edit", str(dlq_id)[:8]], env)
 
     assert run.exit_code == 0, run.text
     assert seen.read_text() == (
@@ -287,7 +298,7 @@ def test_the_editor_on_a_terminal_edits_the_pretty_printed_value(
     )
     # Stored compact, every token as written (12.50 stays 12.50).
     assert columns(conn, dlq_id)["edited_raw"] == b'{"order_id":17,"amount":12.50,"currency":"EUR"}'
-    assert not list(Path(seen.parent).glob("dlqctl-edit-*"))
+    assert list(temp.iterdir()) == []  # the editor's file is gone
     (audit,) = audit_rows(conn)
     assert audit["details"]["source"] == "editor"
 
@@ -302,10 +313,13 @@ def test_the_editor_saved_unchanged_or_emptied_changes_nothing(
     conn: Any, cli_env: CliEnv, tmp_path: Path
 ) -> None:
     dlq_id = poisoned(conn)
+    temp = _temp_dir(tmp_path)
     for body, said in (("pass", "saved as it was"), ("path.write_text('')", "emptied")):
-        run = run_on_terminal(["edit", str(dlq_id)], cli_env(EDITOR=_editor(tmp_path, body)))
+        env = cli_env(EDITOR=_editor(tmp_path, body), TMPDIR=str(temp))
+        run = run_on_terminal(["edit", str(dlq_id)], env)
         assert run.exit_code == 0, run.text
         assert f"the value was {said}: nothing changes" in run.text
+        assert list(temp.iterdir()) == []
     assert columns(conn, dlq_id)["edited_raw"] is None
     assert audit_rows(conn) == []
 
@@ -341,10 +355,12 @@ def test_broken_json_from_the_editor_is_kept_for_a_second_try(
     ],
 )
 def test_an_editor_that_fails_changes_nothing(
-    conn: Any, cli_env: CliEnv, editor: str, code: int, message: str
+    conn: Any, cli_env: CliEnv, editor: str, code: int, message: str, tmp_path: Path
 ) -> None:
     dlq_id = poisoned(conn)
-    run = run_on_terminal(["edit", str(dlq_id)], cli_env(EDITOR=editor))
+    temp = _temp_dir(tmp_path)
+    run = run_on_terminal(["edit", str(dlq_id)], cli_env(EDITOR=editor, TMPDIR=str(temp)))
     assert run.exit_code == code, run.text
     assert message in " ".join(run.text.split())
     assert columns(conn, dlq_id)["edited_raw"] is None
+    assert list(temp.iterdir()) == []

@@ -123,3 +123,12 @@ def test_migrate_table_output(cli: Any, empty_db_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "0004_dlq_indexes" in result.stdout
     assert "\x1b[" not in result.stdout
+
+
+def test_dlqctl_alone_prints_the_whole_help() -> None:
+    result = run_dlqctl_process()
+    assert result.returncode in (0, 2), result.stderr
+    output = result.stdout + result.stderr
+    assert output.startswith("Usage: dlqctl"), output
+    assert "\nCommands:\n" in output
+    assert "\n  replay " in output

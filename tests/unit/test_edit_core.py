@@ -28,7 +28,7 @@ from dlqctl.core.edit import (
 )
 from dlqctl.core.errors import UsageError
 from dlqctl.core.ids import parse_id
-from dlqctl.core.models import Header, Status
+from dlqctl.core.models import RAW_PAYLOAD_KEY, Header, Status, raw_or_json
 
 ID = uuid.UUID("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
 SELECTOR = parse_id(str(ID))
@@ -44,6 +44,9 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=12,
 )
+
+# An integer of more digits than Python converts (sys.get_int_max_str_digits: 4300).
+HUGE_NUMBER = b'{"amount":' + b"1" * 5000 + b"}"
 
 
 def test_pretty_keeps_every_token_as_written() -> None:
@@ -101,6 +104,7 @@ def test_bytes_that_are_not_utf8_are_located() -> None:
         (b'{"a":1}', ValueKind.JSON),
         (b'"just a string"', ValueKind.JSON),
         (b'{"a": NaN}', ValueKind.TEXT),
+        (HUGE_NUMBER, ValueKind.TEXT),
         (b"id;amount\n1;2", ValueKind.TEXT),
         (b"\x00\xff\xfe", ValueKind.BINARY),
         (b'\xff{"a":1}', ValueKind.BINARY),
@@ -109,6 +113,15 @@ def test_bytes_that_are_not_utf8_are_located() -> None:
 )
 def test_value_kind(original: bytes | None, kind: ValueKind) -> None:
     assert value_kind(original) is kind
+
+
+def test_a_number_python_will_not_read_makes_bytes_that_are_not_json() -> None:
+    # As the consumer stores such an event (the raw stand-in), never "this is a bug".
+    with pytest.raises(jsontext.JsonTextError) as refused:
+        jsontext.parse(HUGE_NUMBER)
+    assert (refused.value.line, refused.value.column) == (1, 11)
+    assert not jsontext.is_json(HUGE_NUMBER)
+    assert list(raw_or_json(HUGE_NUMBER)) == [RAW_PAYLOAD_KEY]
 
 
 def test_parse_set_header() -> None:
