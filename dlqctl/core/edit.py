@@ -327,13 +327,7 @@ class EditResult:
             "dlq_id": str(self.dlq_id),
             "consumer": self.consumer,
             "changed": self.changed,
-            "reverted": self.reverted,
-            "value_changed": self.value_changed,
-            "headers_changed": self.headers_changed,
-            "value_sha256_before": self.value_sha256_before,
-            "value_sha256_after": self.value_sha256_after,
-            "headers_sha256_before": self.headers_sha256_before,
-            "headers_sha256_after": self.headers_sha256_after,
+            **self._what_changed(),
             "edited_at": iso_utc(self.edited_at),
             "edited_by": self.edited_by,
             "note": self.note,
@@ -342,8 +336,11 @@ class EditResult:
 
     def audit_details(self, source: str) -> dict[str, Any]:
         """What the audit row records besides the id (``source``: editor, file, stdin, …)."""
+        return {"source": source, **self._what_changed()}
+
+    def _what_changed(self) -> dict[str, Any]:
+        """The parts changed and the sha256 of what replay sends, before and after."""
         return {
-            "source": source,
             "reverted": self.reverted,
             "value_changed": self.value_changed,
             "headers_changed": self.headers_changed,
