@@ -69,8 +69,9 @@ def test_two_concurrent_replays_publish_each_entry_exactly_once(
     published = dlq_ids_on(bootstrap, topic, len(ids))
     assert sorted(published) == sorted(ids)  # every entry, none twice
     assert sum(r.succeeded for r in results) == len(ids)
+    # Both runs started together (the barrier); how the batches split between them is the
+    # scheduler's business: on busy cores one run can take every batch, the other none.
     for r in results:
-        assert r.succeeded >= 7  # both ran
         assert (r.failed, r.outcome) == (0, "ok")
         assert r.matched == r.succeeded + r.skipped == len(ids)
     retry_counts = {r["retry_count"] for r in rows_by_id(conn).values()}
