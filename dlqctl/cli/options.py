@@ -124,6 +124,15 @@ MinRetriesOpt = Annotated[
         help="Only entries replayed at least N times (retry_count >= N).",
     ),
 ]
+# The one entry a command acts on (show, edit).
+EntryIdArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID",
+        show_default=False,
+        help="Entry id or a unique prefix (at least 8 hex digits, hyphens optional).",
+    ),
+]
 IdsArg = Annotated[
     list[str] | None,
     typer.Argument(

@@ -22,7 +22,7 @@ import typer.main
 from typer.core import TyperCommand
 
 from dlqctl.cli import app as app_module
-from dlqctl.cli.app import COMMANDS as SPECS
+from dlqctl.cli.app import COMMANDS as COMMAND_TABLE
 from dlqctl.cli.app import app, load_command
 from tests.factories import entry, insert_entries
 
@@ -98,17 +98,17 @@ def test_a_command_imports_its_own_module_only() -> None:
 
 def test_every_command_module_is_registered() -> None:
     modules = {path.stem for path in Path(app_module.__file__).with_name("commands").glob("*.py")}
-    assert {spec.module for spec in SPECS.values()} == modules - {"__init__"}
-    assert list(COMMANDS) == sorted(SPECS)
-    for name in SPECS:
+    assert {entry.module for entry in COMMAND_TABLE.values()} == modules - {"__init__"}
+    assert list(COMMANDS) == sorted(COMMAND_TABLE)
+    for name in COMMAND_TABLE:
         assert load_command(name).name == name
 
 
-@pytest.mark.parametrize("name", sorted(SPECS))
+@pytest.mark.parametrize("name", sorted(COMMAND_TABLE))
 def test_each_summary_gives_the_line_of_the_commands_own_help(name: str) -> None:
     """The summary in COMMANDS, shortened as the help listing shortens it, equals the short
     help of the command itself, at any width."""
-    summary = TyperCommand(name=name, help=SPECS[name].summary)
+    summary = TyperCommand(name=name, help=COMMAND_TABLE[name].summary)
     real = load_command(name)
     for limit in range(10, 240):
         assert summary.get_short_help_str(limit) == real.get_short_help_str(limit), limit
@@ -119,7 +119,7 @@ def test_help_lists_the_commands_as_if_each_were_loaded(width: int) -> None:
     group = typer.main.get_command(app)
     listed = group.get_help(typer.Context(group, info_name="dlqctl", terminal_width=width))
     assert "Commands:" in listed
-    for name in SPECS:
+    for name in COMMAND_TABLE:
         group.commands[name]  # type: ignore[attr-defined]  # loads the command
     loaded = group.get_help(typer.Context(group, info_name="dlqctl", terminal_width=width))
     assert listed == loaded

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dlqctl.cli.context import app_state
-from dlqctl.cli.options import SummaryFormat, SummaryOutputOpt, bad, parse_ids
+from dlqctl.cli.options import EntryIdArg, SummaryFormat, SummaryOutputOpt, bad, parse_ids
 
 _FROM_FILE_HELP = (
     "Take the new value from this file (- for stdin), exactly as its bytes are; no editor opens."
@@ -18,14 +18,7 @@ _FROM_FILE_HELP = (
 
 def edit(
     ctx: typer.Context,
-    entry_id: Annotated[
-        str,
-        typer.Argument(
-            metavar="ID",
-            show_default=False,
-            help="Entry id or a unique prefix (at least 8 hex digits, hyphens optional).",
-        ),
-    ],
+    entry_id: EntryIdArg,
     from_file: Annotated[
         str | None,
         typer.Option("--from-file", metavar="F|-", show_default=False, help=_FROM_FILE_HELP),

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
 import typer
 
 from dlqctl.cli.context import app_state
-from dlqctl.cli.options import OutputFormat, OutputOpt, parse_ids
+from dlqctl.cli.options import EntryIdArg, OutputFormat, OutputOpt, parse_ids
 from dlqctl.cli.output import machine
 
 
 def show(
     ctx: typer.Context,
-    entry_id: Annotated[
-        str,
-        typer.Argument(
-            metavar="ID",
-            show_default=False,
-            help="Entry id or a unique prefix (at least 8 hex digits, hyphens optional).",
-        ),
-    ],
+    entry_id: EntryIdArg,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Show one entry: every column, the error in full, the payload pretty-printed.
